@@ -1,0 +1,22 @@
+"""The small exception hierarchy of cnnlab.
+
+Every error a user can cause derives from :class:`CnnlabError`; the command line turns
+these into one-line messages with exit code 2 (``--debug`` shows the traceback).
+Each also derives from the built-in exception a Python user would expect to catch.
+"""
+
+
+class CnnlabError(Exception):
+    """Base class of the errors cnnlab raises for bad input."""
+
+
+class UnknownModelError(CnnlabError, ValueError):
+    """A model name that is not in the registry."""
+
+
+class InputShapeError(CnnlabError, ValueError):
+    """A tensor whose shape a model cannot take."""
+
+
+class WeightsError(CnnlabError, ValueError):
+    """A state dict or weight file that does not fit the model."""

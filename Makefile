@@ -1,0 +1,26 @@
+# `make demo`: set everything up and run the main job; `make test`: set up and run all tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CNNLAB_DATA ?= $(abspath ../shared/data)
+
+.PHONY: setup demo test test-fast test-gpu
+
+$(BIN)/cnnlab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/cnnlab
+
+demo: setup
+	$(BIN)/cnnlab models
+
+test: setup
+	$(BIN)/python -m pytest -q --durations=10
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-gpu: setup
+	$(BIN)/python -m pytest -q -m gpu

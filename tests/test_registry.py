@@ -51,6 +51,10 @@ def test_create_model_num_classes_and_name():
     assert cnnlab.create_model("resnet18").fc.out_features == 1000
 
 
+def test_mlp_default_count():
+    assert sum(p.numel() for p in cnnlab.create_model("mlp").parameters()) == 784 * 256 + 256 + 256 * 128 + 128 + 1290
+
+
 def test_mlp_regressor_from_the_lectures():
     m = cnnlab.create_model("mlp", in_features=3, hidden=(8,), out_features=1)
     y = m(torch.tensor([[20.0, 21.5, 19.0]]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import torch
@@ -10,6 +11,8 @@ import torch
 from . import __version__
 from .errors import CnnlabError
 from .registry import create_model, get_model_info, list_models
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 def count_params(name: str) -> int:
@@ -35,6 +38,80 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> tuple[int, ...]:
+    """'3x224x224' -> (3, 224, 224); argparse turns the ValueError into a one-line usage error."""
+    try:
+        size = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input size must look like 3x224x224, got {text!r}") from None
+    if not size or any(v < 1 for v in size):
+        raise argparse.ArgumentTypeError(f"input size must be positive, got {text!r}")
+    return size
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .analysis import analyze, training_memory
+
+    a = analyze(args.name, args.input, args.batch, DTYPES[args.dtype], args.mode)
+    if args.format == "json":
+        data = a.to_dict()
+        if args.optimizer:
+            data["training_memory"] = training_memory(args.name, args.input, args.batch, args.optimizer,
+                                                      DTYPES[args.dtype])
+        print(json.dumps(data, indent=2))
+        return 0
+    print(a.table("text" if args.format == "table" else args.format), end="")
+    if args.optimizer and args.format != "csv":
+        mem = training_memory(args.name, args.input, args.batch, args.optimizer, DTYPES[args.dtype])
+        parts = ", ".join(f"{k.replace('_', ' ')} {v / 2**20:,.1f} MiB" for k, v in mem.items() if k != "total")
+        print(f"training memory ({args.optimizer}, batch {args.batch}): {mem['total'] / 2**20:,.1f} MiB = {parts}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .analysis import _si, analyze
+
+    rows = [("model", "input", "params", "MACs", "FLOPs", "activations", "act. memory", "depth")]
+    for name in args.names:
+        a = analyze(name, args.input, args.batch, DTYPES[args.dtype], args.mode)
+        t = a.totals
+        rows.append((name, "x".join(map(str, a.input_size)), f"{t['params']:,}", f"{_si(t['macs'])}MAC", f"{_si(t['flops'])}FLOP", f"{t['activations']:,}",
+                     f"{_si(t['activation_bytes'], 1024)}B", str(t["depth"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    print("depth: layers with weights on the longest input-to-output path; MAC: multiply-add, FLOPs = 2 x MACs")
+    return 0
+
+
+def cmd_conv_size(args: argparse.Namespace) -> int:
+    from .analysis import conv_output_size, conv_transpose_output_size, pool_output_size
+
+    n, f, p, d = args.size, args.kernel, args.padding, args.dilation
+    s = args.stride or (f if args.pool else 1)
+    if args.transposed:
+        out = conv_transpose_output_size(n, f, s, p, args.output_padding, d)
+        print(f"({n} - 1)*{s} - 2*{p} + {d}*({f} - 1) + {args.output_padding} + 1 = {out}")
+    elif args.pool:
+        out = pool_output_size(n, f, s, p, d, ceil_mode=args.ceil)
+        rounding = "ceil" if args.ceil else "exact"
+        print(f"({n} + 2*{p} - {d}*({f} - 1) - 1) / {s} + 1 -> {out} ({rounding})")
+    else:
+        out = conv_output_size(n, f, s, p, d)
+        print(f"({n} + 2*{p} - {d}*({f} - 1) - 1) / {s} + 1 = {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="The landmark CNNs, exact and fast.")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
@@ -43,6 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the model zoo with parameter counts")
     p.add_argument("pattern", nargs="?", help="shell-style filter such as 'resnet*'")
     p.set_defaults(func=cmd_models)
+
+    def analysis_options(p):
+        p.add_argument("--input", type=parse_size, metavar="CxHxW", help="input size (default: the model's)")
+        p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
+        p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+        p.add_argument("--mode", choices=("eval", "train"), default="eval")
+
+    p = sub.add_parser("summary", help="per-layer shapes, parameters, memory, MACs and receptive field")
+    p.add_argument("name", help="a model name from `cnnlab models`")
+    analysis_options(p)
+    p.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
+                   help="also estimate the memory of a training step with this optimiser")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("compare", help="side-by-side totals of several models")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    analysis_options(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("conv-size", help="output size of a convolution, pooling or transposed convolution")
+    p.add_argument("size", type=positive_int, help="input size along one axis")
+    p.add_argument("kernel", type=positive_int)
+    p.add_argument("--stride", type=positive_int, default=None, help="default 1 (pooling: the kernel size)")
+    p.add_argument("--padding", type=int, default=0)
+    p.add_argument("--dilation", type=positive_int, default=1)
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--pool", action="store_true", help="pooling (stride defaults to the kernel size)")
+    kind.add_argument("--transposed", action="store_true", help="transposed convolution")
+    p.add_argument("--ceil", action="store_true", help="pooling with ceil rounding (Caffe, ceil_mode=True)")
+    p.add_argument("--output-padding", type=int, default=0)
+    p.set_defaults(func=cmd_conv_size)
     return parser
 
 

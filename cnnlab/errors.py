@@ -20,3 +20,7 @@ class InputShapeError(CnnlabError, ValueError):
 
 class WeightsError(CnnlabError, ValueError):
     """A state dict or weight file that does not fit the model."""
+
+
+class ConvArithmeticError(CnnlabError, ValueError):
+    """A convolution or pooling geometry that does not fit its input."""

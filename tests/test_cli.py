@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -40,3 +41,46 @@ def test_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0 and "models" in capsys.readouterr().out
+
+
+def test_summary_table_json_and_training_memory(capsys):
+    assert main(["summary", "lenet5", "--optimizer", "adam", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "c3      PartialConv2d" in out and "params 60,000 (trainable 60,000)" in out
+    assert "training memory (adam, batch 4):" in out
+    assert main(["summary", "resnet50", "--format", "json", "--input", "3x64x64", "--mode", "train"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_size"] == [3, 64, 64] and data["mode"] == "train" and data["totals"]["params"] == 25_557_032
+    assert main(["summary", "alexnet", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("conv1,Conv2d,conv,1x96x55x55,34944,")
+
+
+def test_compare(capsys):
+    assert main(["compare", "vgg16", "googlenet", "resnet50"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:4]}
+    assert rows["vgg16"][2] == "138,357,544" and rows["vgg16"][3:5] == ["15.47", "GMAC"]
+    assert rows["googlenet"][-1] == "22" and rows["resnet50"][-1] == "50"
+
+
+def test_conv_size(capsys):
+    assert main(["conv-size", "227", "11", "--stride", "4"]) == 0
+    assert capsys.readouterr().out == "(227 + 2*0 - 1*(11 - 1) - 1) / 4 + 1 = 55\n"
+    assert main(["conv-size", "112", "3", "--stride", "2", "--pool", "--ceil"]) == 0
+    assert capsys.readouterr().out.endswith("-> 56 (ceil)\n")
+    assert main(["conv-size", "7", "64", "--stride", "32", "--transposed"]) == 0
+    assert capsys.readouterr().out.endswith("= 256\n")
+    assert main(["conv-size", "224", "11", "--stride", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnlab: error: (224 + 2*0") and "223, 227" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["summary", "lenet5", "--input", "3xfoo"], "input size must look like 3x224x224"),
+    (["summary", "lenet5", "--batch", "0"], "must be at least 1"),
+    (["summary", "lenet6"], "unknown model 'lenet6'; closest: lenet5"),
+    (["summary", "lenet5", "--input", "3x32x32"], "lenet5 expects input (N, 1, 32, 32), got (N, 3, 32, 32)"),
+    (["compare", "vgg16", "vgg61"], "unknown model 'vgg61'"),
+])
+def test_bad_cli_input_is_one_line_with_exit_code_2(argv, message):
+    out = subprocess.run([sys.executable, "-m", "cnnlab", *argv], capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -95,6 +95,10 @@ class PartialConv2d(nn.Module):
     def connections(self) -> int:
         return len(self.index)
 
+    def count_macs(self, output: Tensor) -> int:
+        """Multiply-adds of the connected kernels only (the analyser asks for this)."""
+        return output.numel() // self.out_channels * self.connections * self.kernel_size ** 2
+
     def full_weight(self) -> Tensor:
         k = self.kernel_size
         full = self.weight.new_zeros(self.out_channels * self.in_channels, k, k)

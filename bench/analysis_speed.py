@@ -1,0 +1,78 @@
+"""Time cnnlab.analyze against torchinfo, ptflops and fvcore on the same models, side by side
+(round-robin, median of repeats), and print what each one counts.
+
+Usage: pip install -e '.[bench]'; python bench/analysis_speed.py [--repeats 7]
+"""
+
+import argparse
+import contextlib
+import io
+import statistics
+import time
+import warnings
+
+import torch
+import torchvision
+
+from cnnlab.analysis import analyze
+
+
+def run_cnnlab(model, size):
+    t = analyze(model, size).totals
+    return t["params"], t["macs"]
+
+
+def run_torchinfo(model, size):
+    from torchinfo import summary
+    s = summary(model, input_size=(1, *size), verbose=0)
+    return s.total_params, s.total_mult_adds
+
+
+def run_ptflops(model, size):
+    from ptflops import get_model_complexity_info
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, params = get_model_complexity_info(model, size, as_strings=False, print_per_layer_stat=False,
+                                                 backend="pytorch")
+    return params, macs
+
+
+def run_fvcore(model, size):
+    from fvcore.nn import FlopCountAnalysis
+    fca = FlopCountAnalysis(model, torch.zeros(1, *size))
+    fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return sum(p.numel() for p in model.parameters()), fca.total()
+
+
+TOOLS = {"cnnlab": run_cnnlab, "torchinfo": run_torchinfo, "ptflops": run_ptflops, "fvcore": run_fvcore}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} (round-robin)")
+    print("| model | tool | median s | x cnnlab | params | MACs reported |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name in ("vgg16", "resnet152"):
+        model = torchvision.models.get_model(name).eval()
+        size = (3, 224, 224)
+        times = {k: [] for k in TOOLS}
+        counts = {}
+        for k, fn in TOOLS.items():  # warm-up
+            counts[k] = fn(model, size)
+        for _ in range(args.repeats):
+            for k, fn in TOOLS.items():
+                t = time.perf_counter()
+                fn(model, size)
+                times[k].append(time.perf_counter() - t)
+        base = statistics.median(times["cnnlab"])
+        for k in TOOLS:
+            med = statistics.median(times[k])
+            params, macs = counts[k]
+            print(f"| {name} | {k} | {med:.3f} | {med / base:.1f} | {int(params):,} | {int(macs):,} |")
+
+
+if __name__ == "__main__":
+    main()

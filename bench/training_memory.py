@@ -36,10 +36,7 @@ def measured_peak(name: str, batch: int) -> int:
     torch.cuda.reset_peak_memory_stats()
     step()
     torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()  # includes the batch, which the estimate counts too
-    del model, opt, x, y
-    torch.cuda.empty_cache()
-    return peak
+    return torch.cuda.max_memory_allocated()  # includes the batch, which the estimate counts too
 
 
 def main() -> None:
@@ -51,6 +48,7 @@ def main() -> None:
     for name, batch in CASES:
         est = training_memory(name, batch_size=batch, optimizer="momentum")
         peak = measured_peak(name, batch)
+        torch.cuda.empty_cache()
         mib = lambda b: b / 2**20
         parts = " + ".join(f"{mib(est[k]):.0f}" for k in ("weights", "gradients", "optimizer_state", "activations"))
         print(f"| {name} | {batch} | {mib(est['total']):.0f} ({parts}) | {mib(peak):.0f} | "

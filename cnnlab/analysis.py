@@ -218,7 +218,6 @@ class _Tracer(TorchFunctionMode):
         self.rows: list[LayerRow] = []
         self.paused = False
         self.prefix: dict[nn.Module, str] = {}
-        self.itemsize = 4
 
     def track(self, t: Tensor, rf, jump, depth: int = 0) -> None:
         self.info[id(t)] = (rf, jump, depth)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, local_response_norm
+from .layers import check_input, local_response_norm, new_head
 
 
 class AlexNet(nn.Module):
@@ -76,8 +76,7 @@ class AlexNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.fc7.weight
-        self.fc8 = nn.Linear(4096, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.fc8 = new_head(self.fc8, num_classes)
 
 
 class AlexNetOWT(nn.Module):
@@ -122,8 +121,7 @@ class AlexNetOWT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.classifier[-1].weight
-        self.classifier[-1] = nn.Linear(4096, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.classifier[-1] = new_head(self.classifier[-1], num_classes)
 
 
 @register_model(paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks",

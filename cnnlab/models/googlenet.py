@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import ConvReLU, check_input, local_response_norm
+from .layers import ConvReLU, check_input, local_response_norm, new_head
 
 # Szegedy et al. 2014, Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION_CFGS = {
@@ -204,11 +204,10 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(logits, aux1, aux2)
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.fc.weight
-        self.fc = nn.Linear(1024, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.fc = new_head(self.fc, num_classes)
         if self.aux_logits:
             for aux in (self.aux1, self.aux2):
-                aux.fc2 = nn.Linear(1024, num_classes).to(device=ref.device, dtype=ref.dtype)
+                aux.fc2 = new_head(aux.fc2, num_classes)
 
 
 @register_model(paper="Szegedy et al., Going Deeper with Convolutions", year=2014,

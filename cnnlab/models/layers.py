@@ -51,3 +51,8 @@ class ConvReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.relu(self.conv(x))
 
+
+
+def new_head(old: nn.Linear, num_classes: int) -> nn.Linear:
+    """A fresh linear layer with `old`'s input size, device and dtype (for reset_classifier)."""
+    return nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)

@@ -6,14 +6,13 @@ Proc. IEEE 86(11), 1998, Section II.B.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input
+from .layers import check_input, new_head
 
 # LeCun et al. 1998, Table I: which S2 feature maps (rows of the paper's table) each C3
 # feature map (column) combines: six take three contiguous maps, six take four contiguous,
@@ -202,9 +201,10 @@ class LeNet5(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.f6.weight
-        out = EuclideanRBF(84, num_classes) if self.head == "rbf" else nn.Linear(84, num_classes)
-        self.output = out.to(device=ref.device, dtype=ref.dtype)
+        if self.head == "linear":
+            self.output = new_head(self.output, num_classes)
+        else:
+            self.output = EuclideanRBF(84, num_classes).to(device=self.f6.weight.device, dtype=self.f6.weight.dtype)
 
 
 class LeNet5Modern(nn.Module):
@@ -245,8 +245,7 @@ class LeNet5Modern(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.fc2.weight
-        self.fc3 = nn.Linear(84, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.fc3 = new_head(self.fc3, num_classes)
 
 
 @register_model(paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",

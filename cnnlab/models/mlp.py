@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input
+from .layers import check_input, new_head
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
                "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
@@ -57,8 +57,7 @@ class MLP(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.fc.weight
-        self.fc = nn.Linear(self.num_features, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.fc = new_head(self.fc, num_classes)
 
 
 @register_model(paper="Rumelhart et al., Learning representations by back-propagating errors",

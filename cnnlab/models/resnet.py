@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input
+from .layers import check_input, new_head
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -148,8 +148,7 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.fc.weight
-        self.fc = nn.Linear(self.num_features, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.fc = new_head(self.fc, num_classes)
 
 
 @torch.no_grad()
@@ -238,8 +237,7 @@ class CifarResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.fc.weight
-        self.fc = nn.Linear(64, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.fc = new_head(self.fc, num_classes)
 
 
 _PAPER = dict(paper="He et al., Deep Residual Learning for Image Recognition", year=2015)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, local_response_norm
+from .layers import check_input, local_response_norm, new_head
 
 # Simonyan & Zisserman 2014, Table 1: an int is a 3x3 convolution with that many channels
 # (padding 1), (c, 1) a 1x1 convolution, "M" 2x2 max-pooling, "LRN" local response norm.
@@ -102,8 +102,7 @@ class VGG(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        ref = self.classifier[-1].weight
-        self.classifier[-1] = nn.Linear(4096, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.classifier[-1] = new_head(self.classifier[-1], num_classes)
 
 
 _PAPER = dict(paper="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition",

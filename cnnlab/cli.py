@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -112,6 +113,54 @@ def cmd_conv_size(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
+               "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
+               "seed", "device", "out", "data_dir")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .registry import get_model_info
+    from .train import recipe, train
+
+    get_model_info(args.model)  # unknown names fail before any data is read
+    augment = tuple(a for a in (args.augment or "").split(",") if a) if args.augment is not None else None
+    settings = {k: getattr(args, k) for k in TRAIN_FLAGS}
+    cfg = recipe(args.model, args.dataset, augment=augment, resume=args.resume or None, **settings)
+    if cfg.out:
+        try:
+            Path(cfg.out).mkdir(parents=True, exist_ok=True)
+            probe = Path(cfg.out) / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise CnnlabError(f"output directory {cfg.out} is not writable ({e.strerror}); choose another --out")
+    print(f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
+          f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
+    result = train(cfg)
+    print(f"test top-1 {100 * result['test']['top1']:.2f}%, top-5 {100 * result['test']['top5']:.2f}%")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="The landmark CNNs, exact and fast.")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
@@ -152,6 +201,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ceil", action="store_true", help="pooling with ceil rounding (Caffe, ceil_mode=True)")
     p.add_argument("--output-padding", type=int, default=0)
     p.set_defaults(func=cmd_conv_size)
+
+    from .data import DATASETS
+    from .train import INITS, OPTIMIZERS, SCHEDULES
+    p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")
+    p.add_argument("model", help="a model name from `cnnlab models`")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=positive_float, help="(peak) learning rate")
+    p.add_argument("--momentum", type=non_negative_float)
+    p.add_argument("--weight-decay", type=non_negative_float)
+    p.add_argument("--l1", type=non_negative_float, help="L1 penalty on weights")
+    p.add_argument("--l2", type=non_negative_float, help="L2 penalty on weights (with --l1: elastic net)")
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--step-size", type=positive_int, help="epochs between drops of the step schedule")
+    p.add_argument("--gamma", type=positive_float, help="factor of step, multistep, exponential, plateau")
+    p.add_argument("--warmup-epochs", type=non_negative_float, help="linear learning-rate warm-up")
+    p.add_argument("--label-smoothing", type=non_negative_float)
+    p.add_argument("--dropout", type=non_negative_float, help="rate of every dropout layer")
+    p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
+    p.add_argument("--clip-grad-norm", type=positive_float)
+    p.add_argument("--augment", help="comma-separated: crop, flip ('' for none)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--data-dir", help="dataset root (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

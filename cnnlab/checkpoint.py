@@ -1,0 +1,97 @@
+"""Weights and resumable training state in safetensors files, written atomically.
+
+Nothing here unpickles: tensors live in the safetensors body, everything else (configuration,
+optimiser hyper-parameters, scheduler state, epoch) in its JSON metadata under "cnnlab".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .errors import WeightsError
+
+
+def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:
+    """Write a safetensors file through a temporary file, fsync and rename: a kill at any moment
+    leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    os.close(fd)
+    try:
+        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        save_file(tensors, tmp, metadata={"cnnlab": json.dumps(metadata)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> tuple[dict[str, Tensor], dict]:
+    """Tensors and cnnlab metadata of a safetensors file; WeightsError names the file and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        tensors = load_file(path)
+        from safetensors import safe_open
+        with safe_open(path, "pt") as f:
+            meta = (f.metadata() or {}).get("cnnlab")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        return tensors, json.loads(meta) if meta else {}
+    except json.JSONDecodeError:
+        raise WeightsError(f"{path}: its cnnlab metadata is not valid JSON") from None
+
+
+def pack_training_state(model, optimizer, scheduler, epoch: int, generator: torch.Generator,
+                        extra: dict) -> tuple[dict[str, Tensor], dict]:
+    """Flatten model, optimiser, scheduler and RNG state into tensors + JSON-able metadata."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    scalars = {}
+    for idx, state in opt_state["state"].items():
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.generator"] = generator.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    meta = {**extra, "epoch": epoch, "param_groups": opt_state["param_groups"], "optim_scalars": scalars,
+            "scheduler": scheduler.state_dict()}
+    return tensors, meta
+
+
+def unpack_training_state(tensors: dict[str, Tensor], meta: dict, model, optimizer, scheduler,
+                          generator: torch.Generator) -> int:
+    """Restore what pack_training_state saved; returns the epoch the checkpoint was taken after."""
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, key = k.split(".", 2)
+            state.setdefault(int(idx), {})[key] = v
+    for k, v in meta["optim_scalars"].items():
+        idx, key = k.split(".", 1)
+        state.setdefault(int(idx), {})[key] = v
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.generator"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    return int(meta["epoch"])

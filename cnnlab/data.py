@@ -1,0 +1,219 @@
+"""Datasets as tensors: MNIST, Fashion-MNIST and CIFAR-10, read from their official files (or
+the CIFAR-10 JPEG zip), verified, and kept as one uint8 tensor per split so that training can
+hold them on the device and augment whole batches there.
+
+Where data lives: `data_dir` argument > $CNNLAB_DATA > ~/.cache/cnnlab/data. Each dataset is
+looked for in `<root>/<name>/`; MNIST as `<root>/mnist/train-images-idx3-ubyte.gz` and so on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import CnnlabError
+
+
+class DatasetError(CnnlabError, ValueError):
+    """A dataset that is missing, corrupt or of the wrong format."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset: images as uint8 (N, C, H, W) and labels as int64 (N,)."""
+
+    images: Tensor
+    labels: Tensor
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# Official files: (file name, md5 of the uncompressed content). Downloads are checked against
+# the md5 of the published .gz files (second table), local copies against their content.
+IDX_FILES = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": None,
+        "train-labels-idx1-ubyte.gz": None,
+        "t10k-images-idx3-ubyte.gz": None,
+        "t10k-labels-idx1-ubyte.gz": None,
+    },
+}
+DOWNLOADS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    }),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    }),
+}
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """`data_dir` > $CNNLAB_DATA > ~/.cache/cnnlab/data."""
+    if data_dir:
+        return Path(data_dir)
+    if os.environ.get("CNNLAB_DATA"):
+        return Path(os.environ["CNNLAB_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "cnnlab" / "data"
+
+
+def read_idx(path: Path, magic: int, expected_md5: str | None = None) -> np.ndarray:
+    """Read a (gzipped) IDX file, checking its magic number, header and size."""
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"{path}: cannot be read ({e}); delete it to download it again") from None
+    if expected_md5 and hashlib.md5(raw).hexdigest() != expected_md5:
+        raise DatasetError(f"{path}: content checksum mismatch (expected md5 {expected_md5}); the file is "
+                           "corrupt or not the official one")
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
+        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+        raise DatasetError(f"{path}: not an IDX file with magic number {magic} (found {found})")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    if len(raw) != offset + int(np.prod(dims)):
+        raise DatasetError(f"{path}: header says {'x'.join(map(str, dims))} values but the file holds "
+                           f"{len(raw) - offset} bytes of data (truncated?)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def download(url: str, dest: Path, md5: str) -> None:
+    """Download to a temporary file, verify the md5, then move into place (never half-written)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                shutil.copyfileobj(response, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except OSError as e:
+            os.unlink(tmp.name)
+            raise DatasetError(f"cannot download {url}: {e}") from None
+    digest = hashlib.md5(Path(tmp.name).read_bytes()).hexdigest()
+    if digest != md5:
+        os.unlink(tmp.name)
+        raise DatasetError(f"{url}: checksum mismatch (md5 {digest}, expected {md5}); nothing was saved")
+    os.replace(tmp.name, dest)
+
+
+def load_idx_dataset(name: str, train: bool, root: Path, download_missing: bool = True) -> Split:
+    folder = root / name
+    prefix = "train" if train else "t10k"
+    images_file, labels_file = folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"
+    for f in (images_file, labels_file):
+        if not f.exists():
+            if not download_missing:
+                raise DatasetError(f"{name}: {f} is missing; put the official files in {folder} "
+                                   "or allow downloading")
+            base, md5s = DOWNLOADS[name]
+            try:
+                download(base + f.name, f, md5s[f.name])
+            except DatasetError as e:
+                raise DatasetError(f"{name}: {f} is missing and {e}; put the official files in {folder}") from None
+    md5s = IDX_FILES[name]
+    images = read_idx(images_file, 2051, md5s[images_file.name])
+    labels = read_idx(labels_file, 2049, md5s[labels_file.name])
+    if len(images) != len(labels):
+        raise DatasetError(f"{name}: {len(images)} images but {len(labels)} labels")
+    classes = MNIST_CLASSES if name == "mnist" else FASHION_CLASSES
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)), classes)
+
+
+def load_cifar10_zip(path: Path, train: bool) -> Split:
+    """CIFAR-10 from a zip of JPEGs laid out as train/<class>/NNNN.jpg and test/<class>/NNNN.jpg,
+    with `train_order.txt` giving the original training order (see the data README)."""
+    from PIL import Image
+
+    split = "train" if train else "test"
+    try:
+        with zipfile.ZipFile(path) as z:
+            if train and "train_order.txt" in z.namelist():
+                names = z.read("train_order.txt").decode().split()
+            else:
+                names = sorted((n for n in z.namelist() if n.startswith(split + "/") and n.endswith(".jpg")),
+                               key=lambda n: (CIFAR10_CLASSES.index(n.split("/")[1]), n))
+            images = np.empty((len(names), 32, 32, 3), dtype=np.uint8)
+            labels = np.empty(len(names), dtype=np.int64)
+            for i, n in enumerate(names):
+                images[i] = np.asarray(Image.open(io.BytesIO(z.read(n))).convert("RGB"))
+                labels[i] = CIFAR10_CLASSES.index(n.split("/")[1])
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise DatasetError(f"{path}: not a readable CIFAR-10 zip ({e})") from None
+    return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels),
+                 CIFAR10_CLASSES)
+
+
+def cache_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "cnnlab" / "decoded"
+
+
+def _cached(source: Path, key: str, build) -> Split:
+    """Decoded splits are cached as plain tensors, keyed by the source file's size and time, and
+    loaded with weights_only=True (no pickled code runs)."""
+    st = source.stat()
+    cache = cache_dir() / f"{key}-{st.st_size}-{int(st.st_mtime)}.pt"
+    if cache.exists():
+        try:
+            d = torch.load(cache, weights_only=True)
+            return Split(d["images"], d["labels"], tuple(d["classes"]))
+        except Exception:  # a stale or damaged cache is rebuilt, never trusted
+            pass
+    split = build()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache.parent, delete=False, suffix=".part") as tmp:
+            torch.save({"images": split.images, "labels": split.labels, "classes": list(split.classes)}, tmp)
+        os.replace(tmp.name, cache)
+    except OSError:
+        pass  # no writable cache: same result, decoded again next time
+    return split
+
+
+def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | None = None) -> Split:
+    """Load one split of a dataset by name: mnist, fashion-mnist or cifar10."""
+    root = data_root(data_dir)
+    if name in IDX_FILES:
+        return load_idx_dataset(name, train, root)
+    if name == "cifar10":
+        zpath = root / "cifar10" / "cifar10-jpeg.zip"
+        if not zpath.exists():
+            raise DatasetError(f"cifar10: {zpath} is missing; put the CIFAR-10 JPEG zip there")
+        return _cached(zpath, f"cifar10-{'train' if train else 'test'}", lambda: load_cifar10_zip(zpath, train))
+    import difflib
+    close = difflib.get_close_matches(name, DATASETS, n=3)
+    raise DatasetError(f"unknown dataset {name!r}" + (f"; closest: {', '.join(close)}" if close else
+                                                        f"; choose from {', '.join(DATASETS)}"))

@@ -1,0 +1,424 @@
+"""Training and evaluation. Small datasets live on the training device as one uint8 tensor;
+batches are normalised (and augmented) there, so no DataLoader or PIL sits in the loop.
+
+Read top to bottom: TrainConfig, the default recipes, the data on the device, the optimiser,
+schedule and regularisers, train(), evaluate(), load_model().
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import __version__
+from .checkpoint import atomic_save, load, pack_training_state, unpack_training_state
+from .data import Split, load_dataset
+from .errors import CnnlabError, WeightsError
+from .registry import create_model, get_model_info
+
+# Per-channel mean and std of the training images, after scaling to [0, 1].
+NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (0.3530,)),
+                 "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
+INITS = ("paper", "normal", "xavier", "he")
+AUGMENTATIONS = ("crop", "flip")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved (resolved) as config.json in the run directory."""
+
+    model: str
+    dataset: str = "mnist"
+    epochs: int = 5
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # decoupled for AdamW, added to the gradient otherwise
+    l1: float = 0.0  # penalties on weights (not biases): l1 * sum|w| + l2 * sum w^2; both = elastic net
+    l2: float = 0.0
+    schedule: str = "onecycle"
+    step_size: int = 30  # epochs between x gamma for "step"; "multistep" drops at 50 % and 75 %
+    gamma: float = 0.1  # step/multistep/plateau factor; "exponential" multiplies by it every epoch
+    warmup_epochs: float = 0.0  # linear warm-up from lr/1000
+    label_smoothing: float = 0.0
+    dropout: float | None = None  # overrides every Dropout layer's rate
+    init: str = "paper"  # the builders' own (the paper's where it says), or normal / xavier / he
+    clip_grad_norm: float | None = None
+    augment: tuple[str, ...] = ()
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+    resume: bool = False
+    data_dir: str | None = None
+    model_kwargs: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise CnnlabError naming the first setting that cannot work."""
+        if self.epochs < 1:
+            raise CnnlabError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise CnnlabError(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise CnnlabError(f"learning rate must be a positive number, got {self.lr}")
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INITS)):
+            if getattr(self, name) not in choices:
+                raise CnnlabError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        if bad:
+            raise CnnlabError(f"unknown augmentation {bad[0]!r}; choose from {', '.join(AUGMENTATIONS)}")
+        if not 0 <= self.label_smoothing < 1:
+            raise CnnlabError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise CnnlabError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("weight_decay", "l1", "l2", "warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise CnnlabError(f"{name.replace('_', ' ')} must not be negative, got {getattr(self, name)}")
+        if self.resume and not self.out:
+            raise CnnlabError("resume needs the run directory (--out) of the run to continue")
+
+
+# Default recipes (model, dataset) -> settings; explicit settings win.
+RECIPES = {
+    ("lenet5_modern", "mnist"): dict(epochs=5, batch_size=128, optimizer="sgd", lr=0.05, schedule="onecycle"),
+    # RBF outputs are negated squared distances (tens to hundreds): a 10x smaller step than for
+    # a linear head keeps the first updates from blowing up
+    ("lenet5", "mnist"): dict(epochs=6, batch_size=128, optimizer="sgd", lr=0.005, schedule="onecycle"),
+    ("mlp", "mnist"): dict(epochs=5, batch_size=128, optimizer="sgd", lr=0.05, schedule="onecycle"),
+}
+
+
+def recipe(model: str, dataset: str, **overrides) -> TrainConfig:
+    """The default recipe for a model and dataset, with `overrides` (None values ignored) on top."""
+    settings = {**RECIPES.get((model, dataset), {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(model=model, dataset=dataset, **settings)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CnnlabError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError("device cuda was asked for but CUDA is not available; use --device cpu")
+    return device
+
+
+class DeviceData:
+    """A split held on the device as uint8, padded to the model's input size; batches come out
+    normalised (and augmented) as float32."""
+
+    def __init__(self, split: Split, size: tuple[int, ...], mean, std, device: torch.device):
+        images = split.images
+        c, h, w = images.shape[1:]
+        if c != size[0]:
+            raise CnnlabError(f"the model takes {size[0]} channels but the images have {c}")
+        if (h, w) != tuple(size[1:]):
+            dh, dw = size[1] - h, size[2] - w
+            if dh < 0 or dw < 0 or dh % 2 or dw % 2:
+                raise CnnlabError(f"the model takes {size[1]}x{size[2]} images but the data is {h}x{w}")
+            images = F.pad(images, (dw // 2, dw // 2, dh // 2, dh // 2))  # LeNet-5: 28x28 digits in 32x32
+        self.images = images.to(device)
+        self.labels = split.labels.to(device)
+        self.classes = split.classes
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, idx: Tensor, augment: tuple[str, ...] = (), generator: torch.Generator | None = None):
+        x = self.images[idx].float().div_(255)
+        if "crop" in augment:  # random crop with 4 pixels of zero padding, one offset per image
+            n, c, h, w = x.shape
+            dev = x.device
+            padded = F.pad(x, (4, 4, 4, 4))
+            dy = torch.randint(0, 9, (n, 1, 1, 1), device=dev, generator=generator)
+            dx = torch.randint(0, 9, (n, 1, 1, 1), device=dev, generator=generator)
+            rows = dy + torch.arange(h, device=dev).view(1, 1, h, 1)
+            cols = dx + torch.arange(w, device=dev).view(1, 1, 1, w)
+            x = padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1),
+                       rows, cols]
+        if "flip" in augment:
+            flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        return (x - self.mean) / self.std, self.labels[idx]
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    wd = cfg.weight_decay
+    if cfg.optimizer == "sgd":  # momentum 0 is plain mini-batch SGD
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+    return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+
+
+class Schedule:
+    """The learning rate over training: optional linear warm-up, then the chosen schedule.
+    `step()` runs after every optimisation step, `epoch_end(loss)` after every epoch."""
+
+    def __init__(self, cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+        sched = torch.optim.lr_scheduler
+        self.kind, self.steps_per_epoch = cfg.schedule, steps_per_epoch
+        total = cfg.epochs * steps_per_epoch
+        self.warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+        rest = total - self.warmup
+        if cfg.schedule == "onecycle":
+            main = sched.OneCycleLR(opt, max_lr=cfg.lr, total_steps=rest, pct_start=0.25)
+        elif cfg.schedule == "cosine":
+            main = sched.CosineAnnealingLR(opt, T_max=rest)
+        elif cfg.schedule == "step":
+            main = sched.StepLR(opt, cfg.step_size * steps_per_epoch, cfg.gamma)
+        elif cfg.schedule == "multistep":  # x gamma at 50 % and 75 % of training (He et al.'s CIFAR schedule)
+            main = sched.MultiStepLR(opt, [rest // 2, rest * 3 // 4], cfg.gamma)
+        elif cfg.schedule == "exponential":
+            main = sched.LambdaLR(opt, lambda s: cfg.gamma ** (s / steps_per_epoch))
+        else:  # none, and plateau (which acts at epoch ends)
+            main = sched.LambdaLR(opt, lambda s: 1.0)
+        if self.warmup:
+            warm = sched.LinearLR(opt, start_factor=1e-3, total_iters=self.warmup)
+            main = sched.SequentialLR(opt, [warm, main], milestones=[self.warmup])
+        self.per_step = main
+        self.plateau = sched.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=2) if cfg.schedule == "plateau" else None
+
+    def step(self) -> None:
+        self.per_step.step()
+
+    def epoch_end(self, loss: float) -> None:
+        if self.plateau is not None:
+            self.plateau.step(loss)
+
+    def state_dict(self) -> dict:
+        state = {"per_step": self.per_step.state_dict()}
+        if self.plateau is not None:
+            state["plateau"] = self.plateau.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.per_step.load_state_dict(state["per_step"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, scheme: str) -> None:
+    """Re-initialise conv and linear weights: N(0, 0.01^2), Xavier/Glorot or He/MSR (fan-in);
+    biases to zero. "paper" keeps what the builder did."""
+    if scheme == "paper":
+        return
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+            if scheme == "normal":
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            elif scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def penalty(model: nn.Module, l1: float, l2: float) -> Tensor | float:
+    """l1 * sum|w| + l2 * sum w^2 over weights (tensors of two or more dimensions)."""
+    if not l1 and not l2:
+        return 0.0
+    weights = [p for p in model.parameters() if p.ndim > 1 and p.requires_grad]
+    total = 0.0
+    if l1:
+        total = total + l1 * sum(p.abs().sum() for p in weights)
+    if l2:
+        total = total + l2 * sum(p.pow(2).sum() for p in weights)
+    return total
+
+
+def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
+    """Cross-entropy; GoogLeNet's auxiliary classifiers add 0.3 x their losses (Szegedy et al. §5)."""
+    if isinstance(out, tuple):
+        main, *aux = out
+        return F.cross_entropy(main, y, label_smoothing=label_smoothing) + 0.3 * sum(
+            F.cross_entropy(a, y, label_smoothing=label_smoothing) for a in aux)
+    return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 1000) -> dict:
+    """Loss, top-1 and top-5 accuracy of `model` on all of `data`."""
+    model.eval()
+    loss = top1 = top5 = 0.0
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
+        x, y = data.batch(idx)
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        k = min(5, logits.shape[1])
+        hits = logits.topk(k, 1).indices == y.view(-1, 1)
+        top1 += hits[:, 0].sum().item()
+        top5 += hits.any(1).sum().item()
+    n = len(data)
+    return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
+
+
+def _git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return (out.stdout.strip() or None) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_json(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _progress(total: int, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), unit="batch")
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Train cfg.model on cfg.dataset; returns the final test metrics, the history and the model.
+
+    With cfg.out the run directory gets config.json (resolved settings, cnnlab version, git hash,
+    input normalisation `mean`/`std`), metrics.jsonl (one line per epoch), checkpoint.safetensors
+    (everything --resume needs, rewritten atomically every epoch), best.safetensors (the weights
+    of the best test top-1 so far) and model.safetensors (the final weights).
+    """
+    cfg.check()
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    info = get_model_info(cfg.model)
+    train_split = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    test_split = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir)
+    num_classes = len(train_split.classes)
+    model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
+                         **cfg.model_kwargs)
+    initialize(model, cfg.init)
+    if cfg.dropout is not None:
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = cfg.dropout
+    model.to(device)
+    size = getattr(model, "input_size", info.input_size)
+    mean, std = NORMALIZATION[cfg.dataset]
+    train_data = DeviceData(train_split, size, mean, std, device)
+    test_data = DeviceData(test_split, size, mean, std, device)
+    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+    opt = make_optimizer(cfg, model)
+    schedule = Schedule(cfg, opt, steps_per_epoch)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    run = Path(cfg.out) if cfg.out else None
+    resolved = {**asdict(cfg), "num_classes": num_classes, "input_size": list(size), "mean": list(mean),
+                "std": list(std), "classes": list(train_split.classes), "cnnlab_version": __version__,
+                "git_hash": _git_hash()}
+    history, first_epoch, best = [], 1, -1.0
+    if run:
+        run.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            tensors, meta = load(run / "checkpoint.safetensors")
+            first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
+            history, best = meta["history"], meta["best"]
+            log(f"resuming {run} after epoch {first_epoch - 1}")
+        _write_json(run / "config.json", resolved)
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    start = time.perf_counter() - (history[-1]["time"] if history else 0.0)
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(train_data), device=device, generator=gen)
+        total = torch.zeros((), device=device)
+        bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
+        t0 = time.perf_counter()
+        for i in range(steps_per_epoch):
+            x, y = train_data.batch(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size], cfg.augment, gen)
+            loss = loss_fn(model(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+            opt.step()
+            schedule.step()
+            total += loss.detach()
+            if bar is not None and i % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{opt.param_groups[0]['lr']:.3g}",
+                                img_s=f"{(i + 1) * cfg.batch_size / (time.perf_counter() - t0):.0f}")
+                bar.update(min(20, steps_per_epoch - i))
+        if bar is not None:
+            bar.close()
+        train_loss = total.item() / steps_per_epoch
+        if not math.isfinite(train_loss):
+            raise CnnlabError(f"the loss became {train_loss} in epoch {epoch} (lr {cfg.lr}); try a smaller --lr")
+        schedule.epoch_end(train_loss)
+        test = evaluate(model, test_data)
+        row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_top1": test["top1"],
+               "test_top5": test["top5"], "lr": opt.param_groups[0]["lr"],
+               "images_per_s": len(train_data) / (time.perf_counter() - t0), "time": time.perf_counter() - start}
+        history.append(row)
+        if run:
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if test["top1"] > best:
+                best = test["top1"]
+                atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
+            tensors, meta = pack_training_state(model, opt, schedule, epoch, gen,
+                                                {"config": resolved, "history": history, "best": best})
+            atomic_save(tensors, run / "checkpoint.safetensors", meta)
+        log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  "
+            f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+            f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+    if run:
+        atomic_save(model.state_dict(), run / "model.safetensors", {"config": resolved, "epoch": cfg.epochs})
+    last = history[-1]
+    return {"test": {"loss": last["test_loss"], "top1": last["test_top1"], "top5": last["test_top5"]},
+            "history": history, "model": model}
+
+
+def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:
+    """Rebuild a trained model from a run directory (its `weights`.safetensors: model, best) or
+    from one of its .safetensors files; the model takes normalised (N, C, H, W) float input
+    (the run's config.json says `mean` and `std`)."""
+    path = Path(path)
+    file = path / f"{weights}.safetensors" if path.is_dir() else path
+    tensors, meta = load(file)
+    cfg = meta.get("config")
+    if not cfg:
+        raise WeightsError(f"{file}: no cnnlab configuration in its metadata; is it a cnnlab run file?")
+    if any(k.startswith("model.") for k in tensors):  # a checkpoint: the model part
+        tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    info = get_model_info(cfg["model"])
+    n = cfg.get("num_classes")
+    model = create_model(cfg["model"], num_classes=n if n != info.num_classes else None, **cfg.get("model_kwargs", {}))
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"{file}: does not fit {cfg['model']}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.eval()

@@ -1,0 +1,132 @@
+import json
+
+import pytest
+import torch
+
+import cnnlab
+import cnnlab.checkpoint
+from cnnlab.data import load_dataset
+from cnnlab.errors import CnnlabError
+from cnnlab.train import DeviceData, TrainConfig, recipe, train
+from conftest import DATA
+
+
+def test_one_epoch_writes_a_readable_run_directory(tmp_path):
+    cfg = recipe("mlp", "mnist", epochs=1, data_dir=str(DATA), out=str(tmp_path / "run"))
+    result = train(cfg, log=lambda line: None)
+    assert result["test"]["top1"] > 0.95  # an MLP after one epoch on MNIST
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["model"] == "mlp"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["test_top1"] == pytest.approx(result["test"]["top1"])
+    config = json.loads((run / "config.json").read_text())
+    assert config["mean"] == [0.1307] and config["std"] == [0.3081] and config["cnnlab_version"]
+    model = cnnlab.load_model(run)
+    assert torch.equal(model.fc.weight, result["model"].fc.weight.cpu())
+    assert (run / "best.safetensors").exists() and (run / "checkpoint.safetensors").exists()
+    x, _ = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), config["mean"],
+                      config["std"], torch.device("cpu")).batch(torch.arange(500))
+    assert (model(x).argmax(1) == load_dataset("mnist", False, DATA).labels[:500]).float().mean() > 0.95
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    common = dict(epochs=2, data_dir=str(DATA), batch_size=256, dropout=0.2, augment=("crop",))
+    straight = train(recipe("mlp", "mnist", out=str(tmp_path / "a"), **common), log=lambda line: None)["model"]
+
+    def stop_after_first_epoch(line):
+        if line.startswith("epoch 1/2"):
+            raise Interrupted  # as if the process died right after the epoch's checkpoint
+
+    with pytest.raises(Interrupted):
+        train(recipe("mlp", "mnist", out=str(tmp_path / "b"), **common), log=stop_after_first_epoch)
+    assert not (tmp_path / "b" / "model.safetensors").exists()
+    resumed = train(recipe("mlp", "mnist", out=str(tmp_path / "b"), resume=True, **common), log=lambda line: None)
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2]
+    for (k, a), b in zip(straight.state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), k  # bit-identical on the CPU
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(epochs=0), "epochs must be at least 1"), (dict(batch_size=0), "batch size must be at least 1"),
+    (dict(lr=-0.1), "learning rate must be a positive number"), (dict(optimizer="adamm"), "optimizer must be one of"),
+    (dict(schedule="cos"), "schedule must be one of"), (dict(augment=("rotate",)), "unknown augmentation 'rotate'"),
+])
+def test_bad_settings_fail_before_any_work(change, message):
+    with pytest.raises(CnnlabError, match=message):
+        train(TrainConfig(model="mlp", **change))
+
+
+def test_device_batches_pad_normalise_and_augment():
+    split = load_dataset("mnist", train=False, data_dir=DATA)
+    data = DeviceData(split, (1, 32, 32), (0.1307,), (0.3081,), torch.device("cpu"))
+    x, y = data.batch(torch.arange(8))
+    assert x.shape == (8, 1, 32, 32) and y.tolist() == split.labels[:8].tolist()
+    background = -0.1307 / 0.3081
+    assert torch.allclose(x[:, :, :2], torch.full_like(x[:, :, :2], background))  # the 2-pixel pad
+    g = torch.Generator().manual_seed(0)
+    xa, _ = data.batch(torch.arange(8), ("crop", "flip"), g)
+    assert xa.shape == x.shape and not torch.equal(xa, x)
+    # a crop only moves the image: the set of pixel values of each image is kept or padded
+    assert torch.isclose(xa.amax((1, 2, 3)), x.amax((1, 2, 3))).all()
+
+
+@pytest.mark.slow
+def test_modern_lenet_default_recipe_reaches_99_percent_on_mnist():
+    result = train(recipe("lenet5_modern", "mnist", data_dir=str(DATA)), log=lambda line: None)
+    assert result["test"]["top1"] >= 0.990
+
+
+@pytest.mark.slow
+def test_lenet5_as_published_reaches_98_5_percent_on_mnist():
+    result = train(recipe("lenet5", "mnist", data_dir=str(DATA)), log=lambda line: None)
+    assert result["test"]["top1"] >= 0.985
+
+
+def _lrs(cfg, steps_per_epoch=10):
+    from cnnlab.train import Schedule, make_optimizer
+    model = torch.nn.Linear(2, 2)
+    opt = make_optimizer(cfg, model)
+    sched = Schedule(cfg, opt, steps_per_epoch)
+    lrs = []
+    for _ in range(cfg.epochs * steps_per_epoch):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_schedules_and_warmup():
+    lrs = _lrs(TrainConfig(model="mlp", epochs=4, lr=0.1, schedule="multistep"))
+    assert lrs[0] == lrs[19] == 0.1 and lrs[20] == pytest.approx(0.01) and lrs[30] == pytest.approx(0.001)
+    lrs = _lrs(TrainConfig(model="mlp", epochs=4, lr=0.1, schedule="cosine", warmup_epochs=1))
+    assert lrs[0] == pytest.approx(1e-4) and lrs[10] == pytest.approx(0.1)  # linear warm-up over one epoch
+    assert lrs[9] < lrs[10] and lrs[-1] < 0.002 and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    lrs = _lrs(TrainConfig(model="mlp", epochs=3, lr=0.1, schedule="exponential", gamma=0.5))
+    assert lrs[10] == pytest.approx(0.05) and lrs[20] == pytest.approx(0.025)
+    lrs = _lrs(TrainConfig(model="mlp", epochs=2, lr=0.1, schedule="step", step_size=1, gamma=0.5))
+    assert lrs[9] == 0.1 and lrs[10] == pytest.approx(0.05)
+
+
+def test_penalties_and_initialisations():
+    from cnnlab.train import initialize, penalty
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.fill_(-1.0)
+        model[1].weight.fill_(2.0)
+        model[0].bias.fill_(5.0)  # biases carry no penalty
+    assert penalty(model, 0.1, 0.0).item() == pytest.approx(0.1 * (6 + 4))
+    assert penalty(model, 0.0, 0.01).item() == pytest.approx(0.01 * (6 + 8))
+    assert penalty(model, 0.1, 0.01).item() == pytest.approx(1.0 + 0.14)  # elastic net
+    big = torch.nn.Linear(1000, 1000)
+    initialize(big, "normal")
+    assert big.weight.std().item() == pytest.approx(0.01, rel=0.02) and (big.bias == 0).all()
+    initialize(big, "he")
+    assert big.weight.std().item() == pytest.approx((2 / 1000) ** 0.5, rel=0.02)
+    initialize(big, "xavier")
+    assert big.weight.std().item() == pytest.approx((2 / 2000) ** 0.5, rel=0.02)

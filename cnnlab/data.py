@@ -76,7 +76,16 @@ MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-DATASETS = ("mnist", "fashion-mnist", "cifar10")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+
+# The official binary versions (no pickle): (url, md5 of the archive, folder inside it,
+# training members, test member, label bytes per record, index of the label we use).
+CIFAR_BINARY = {
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
+                "cifar-10-batches-bin", [f"data_batch_{i}.bin" for i in range(1, 6)], "test_batch.bin", 1, 0),
+    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
+                 "cifar-100-binary", ["train.bin"], "test.bin", 2, 1),
+}
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
@@ -111,7 +120,10 @@ def read_idx(path: Path, magic: int, expected_md5: str | None = None) -> np.ndar
 
 
 def download(url: str, dest: Path, md5: str) -> None:
-    """Download to a temporary file, verify the md5, then move into place (never half-written)."""
+    """Download to a temporary file, verify the md5, then move into place (never half-written).
+    Setting CNNLAB_OFFLINE=1 turns downloads off."""
+    if os.environ.get("CNNLAB_OFFLINE", "") not in ("", "0"):
+        raise DatasetError(f"cannot download {url}: downloads are off (CNNLAB_OFFLINE is set)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, suffix=".part") as tmp:
         try:
@@ -181,6 +193,36 @@ def cache_dir() -> Path:
     return Path(cache) / "cnnlab" / "decoded"
 
 
+def load_cifar_binary(name: str, archive: Path, train: bool) -> Split:
+    """CIFAR-10/100 from the official binary tar.gz: records of label byte(s) then 3072 pixel
+    bytes (1024 red, 1024 green, 1024 blue, row by row). Only the expected members are read."""
+    import tarfile
+
+    _, _, folder, train_members, test_member, label_bytes, label_index = CIFAR_BINARY[name]
+    record = label_bytes + 3072
+    names_file = "batches.meta.txt" if name == "cifar10" else "fine_label_names.txt"
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            chunks = []
+            for member in (train_members if train else [test_member]):
+                f = tar.extractfile(f"{folder}/{member}")
+                chunks.append(f.read())
+            classes = tuple(line.strip() for line in tar.extractfile(f"{folder}/{names_file}").read().decode()
+                            .splitlines() if line.strip())
+    except (OSError, EOFError, KeyError, tarfile.TarError, AttributeError) as e:
+        raise DatasetError(f"{archive}: not a readable {name} binary archive ({e}); delete it to download "
+                           "it again") from None
+    raw = b"".join(chunks)
+    if len(raw) % record:
+        raise DatasetError(f"{archive}: {len(raw)} bytes is not a whole number of {record}-byte records")
+    data = np.frombuffer(raw, dtype=np.uint8).reshape(-1, record)
+    images = data[:, label_bytes:].reshape(-1, 3, 32, 32)
+    labels = data[:, label_index].astype(np.int64)
+    if labels.max() >= len(classes):
+        raise DatasetError(f"{archive}: label {labels.max()} but only {len(classes)} class names")
+    return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels), classes)
+
+
 def _cached(source: Path, key: str, build) -> Split:
     """Decoded splits are cached as plain tensors, keyed by the source file's size and time, and
     loaded with weights_only=True (no pickled code runs)."""
@@ -208,11 +250,20 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
     root = data_root(data_dir)
     if name in IDX_FILES:
         return load_idx_dataset(name, train, root)
-    if name == "cifar10":
+    split = "train" if train else "test"
+    if name in CIFAR_BINARY:
+        url, md5, *_ = CIFAR_BINARY[name]
+        archive = root / name / url.rsplit("/", 1)[1]
         zpath = root / "cifar10" / "cifar10-jpeg.zip"
-        if not zpath.exists():
-            raise DatasetError(f"cifar10: {zpath} is missing; put the CIFAR-10 JPEG zip there")
-        return _cached(zpath, f"cifar10-{'train' if train else 'test'}", lambda: load_cifar10_zip(zpath, train))
+        if name == "cifar10" and not archive.exists() and zpath.exists():  # the JPEG copy (see the data README)
+            return _cached(zpath, f"cifar10-jpeg-{split}", lambda: load_cifar10_zip(zpath, train))
+        if not archive.exists():
+            try:
+                download(url, archive, md5)
+            except DatasetError as e:
+                raise DatasetError(f"{name}: {archive} is missing and {e}; put the official binary archive "
+                                   "there") from None
+        return _cached(archive, f"{name}-{split}", lambda: load_cifar_binary(name, archive, train))
     import difflib
     close = difflib.get_close_matches(name, DATASETS, n=3)
     raise DatasetError(f"unknown dataset {name!r}" + (f"; closest: {', '.join(close)}" if close else

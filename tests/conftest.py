@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+os.environ["CNNLAB_OFFLINE"] = "1"  # tests never download: a missing file must fail, not fetch
 DATA = Path(os.environ.get("CNNLAB_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 

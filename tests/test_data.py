@@ -56,8 +56,12 @@ def test_idx_errors_name_the_file_and_the_problem(tmp_path):
 def test_unknown_and_missing_datasets(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset 'mnits'; closest: mnist"):
         load_dataset("mnits", data_dir=tmp_path)
-    with pytest.raises(DatasetError, match=r"cifar10: .*cifar10-jpeg.zip is missing"):
+    with pytest.raises(DatasetError, match=r"cifar10: .*cifar-10-binary.tar.gz is missing and cannot download "
+                                           r"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz: downloads are off"):
         load_dataset("cifar10", data_dir=tmp_path)
+    with pytest.raises(DatasetError, match=r"mnist: .*train-images-idx3-ubyte.gz is missing .*put the official files"):
+        load_dataset("mnist", data_dir=tmp_path)
+    assert not any(tmp_path.rglob("*.part"))  # nothing half-written left behind
 
 
 def test_small_cifar_zip(tmp_path):
@@ -73,3 +77,44 @@ def test_small_cifar_zip(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="not a readable CIFAR-10 zip"):
         load_cifar10_zip(path, train=False)
+
+
+def _fake_cifar_archive(path, name, n_train_per_member=3):
+    """A small archive in the official binary layout, with known pixels and labels."""
+    import tarfile
+    from cnnlab.data import CIFAR_BINARY
+    _, _, folder, train_members, test_member, label_bytes, label_index = CIFAR_BINARY[name]
+    n_classes = 10 if name == "cifar10" else 100
+    names = "\n".join(f"class{i}" for i in range(n_classes)) + "\n"
+    with tarfile.open(path, "w:gz") as tar:
+        def add(member, data):
+            info = tarfile.TarInfo(f"{folder}/{member}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for m, member in enumerate(train_members + [test_member]):
+            records = b""
+            for i in range(n_train_per_member):
+                label = (m * 7 + i) % n_classes
+                head = bytes([label]) if label_bytes == 1 else bytes([label // 5, label])
+                pixels = np.zeros((3, 32, 32), np.uint8)
+                pixels[0, 0, 0], pixels[2, 31, 31] = label, 255  # red top-left, blue bottom-right
+                records += head + pixels.tobytes()
+            add(member, records)
+        add("batches.meta.txt" if name == "cifar10" else "fine_label_names.txt", names.encode())
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_official_binary_layout(tmp_path, name):
+    from cnnlab.data import load_cifar_binary
+    archive = tmp_path / "a.tar.gz"
+    _fake_cifar_archive(archive, name)
+    train = load_cifar_binary(name, archive, train=True)
+    members = 5 if name == "cifar10" else 1
+    assert train.images.shape == (3 * members, 3, 32, 32)
+    assert train.labels[:3].tolist() == [0, 1, 2] and len(train.classes) == (10 if name == "cifar10" else 100)
+    assert train.images[1, 0, 0, 0] == 1 and train.images[1, 2, 31, 31] == 255 and train.images[1, 1].sum() == 0
+    test = load_cifar_binary(name, archive, train=False)
+    assert test.labels.tolist() == [(members * 7 + i) % len(train.classes) for i in range(3)]
+    archive.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(DatasetError, match="not a readable"):
+        load_cifar_binary(name, archive, train=True)

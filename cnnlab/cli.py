@@ -138,14 +138,56 @@ TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_de
                "seed", "device", "out", "data_dir")
 
 
+def read_config(path: str | None) -> dict:
+    """Settings from a JSON or TOML file (the keys of TrainConfig); explicit flags win."""
+    if not path:
+        return {}
+    from .train import TrainConfig
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise CnnlabError(f"config file {path}: {e.strerror}") from None
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (ValueError, ImportError) as e:
+        raise CnnlabError(f"config file {path}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})") from None
+    if not isinstance(data, dict):
+        raise CnnlabError(f"config file {path}: expected a table of settings")
+    known = {f for f in TrainConfig.__dataclass_fields__} - {"model", "out", "resume"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CnnlabError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    defaults = TrainConfig(model="")
+    for key, value in data.items():
+        default = getattr(defaults, key)
+        want = (int, float) if isinstance(default, float) else (list, tuple) if isinstance(default, tuple) else \
+            type(default) if default is not None else (int, float, str)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, want):
+            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {default!r}")
+    return data
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .registry import get_model_info
     from .train import recipe, train
 
     get_model_info(args.model)  # unknown names fail before any data is read
     augment = tuple(a for a in (args.augment or "").split(",") if a) if args.augment is not None else None
-    settings = {k: getattr(args, k) for k in TRAIN_FLAGS}
-    cfg = recipe(args.model, args.dataset, augment=augment, resume=args.resume or None, **settings)
+    settings = {**read_config(args.config), **{k: v for k in TRAIN_FLAGS if (v := getattr(args, k)) is not None}}
+    if augment is not None:
+        settings["augment"] = augment
+    if "augment" in settings:
+        settings["augment"] = tuple(settings["augment"])
+    dataset = settings.pop("dataset", None)
+    dataset = args.dataset or dataset or "mnist"
+    cfg = recipe(args.model, dataset, resume=args.resume or None,
+                 max_steps=args.max_steps, overfit_batch=args.overfit_batch or None, **settings)
     if cfg.out:
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
@@ -158,6 +200,35 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
     result = train(cfg)
     print(f"test top-1 {100 * result['test']['top1']:.2f}%, top-5 {100 * result['test']['top5']:.2f}%")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_runs, write_confusion
+
+    result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device)
+    out = Path(args.out) if args.out else (Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
+    files = write_confusion(result, out) if out else []
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    what = "ensemble of " + ", ".join(args.runs) if len(args.runs) > 1 else args.runs[0]
+    print(f"{what} on {result['dataset']} test ({result['images']:,} images, tta {result['tta']})")
+    print(f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}% (error {100 * result['top1_error']:.2f}%)  "
+          f"top-5 {100 * result['top5']:.2f}% (error {100 * result['top5_error']:.2f}%)")
+    width = max(len(c) for c in result["per_class"])
+    for name, acc in result["per_class"].items():
+        print(f"  {name.ljust(width)}  {100 * acc:6.2f}%")
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluate import predict_images
+
+    for path, top in zip(args.images, predict_images(args.run, args.images, args.top)):
+        print(f"{path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in top))
     return 0
 
 
@@ -206,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import INITS, OPTIMIZERS, SCHEDULES
     p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")
     p.add_argument("model", help="a model name from `cnnlab models`")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist")
+    p.add_argument("--dataset", choices=DATASETS, default=None)
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -229,7 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--data-dir", help="dataset root (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)")
+    p.add_argument("--config", help="JSON or TOML file of settings (explicit flags win)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after N optimisation steps (quick check)")
+    p.add_argument("--overfit-batch", action="store_true", help="train on one batch only; the loss must go to ~0")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate runs on a test split: accuracy, per-class accuracy, confusion")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or .safetensors files; several: ensemble")
+    p.add_argument("--dataset", choices=DATASETS, help="default: the run's")
+    p.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--out", help="where confusion.csv/png go (default: the run directory)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="top-5 classes of image files")
+    p.add_argument("run", help="a run directory or .safetensors file")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=positive_int, default=5)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

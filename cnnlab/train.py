@@ -64,6 +64,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # on CUDA: bf16 autocast and channels_last (no effect on the CPU)
+    max_steps: int | None = None  # stop after this many optimisation steps (a quick end-to-end check)
+    overfit_batch: bool = False  # train on the first batch only, every step: the loss must go to ~0
     out: str | None = None
     resume: bool = False
     data_dir: str | None = None
@@ -90,6 +92,8 @@ class TrainConfig:
         for name in ("weight_decay", "l1", "l2", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise CnnlabError(f"{name.replace('_', ' ')} must not be negative, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise CnnlabError(f"max steps must be at least 1, got {self.max_steps}")
         if self.resume and not self.out:
             raise CnnlabError("resume needs the run directory (--out) of the run to continue")
 
@@ -343,12 +347,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     mean, std = NORMALIZATION[cfg.dataset]
     train_data = DeviceData(train_split, size, mean, std, device)
     test_data = DeviceData(test_split, size, mean, std, device)
-    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+    steps_per_epoch = 1 if cfg.overfit_batch else math.ceil(len(train_data) / cfg.batch_size)
     opt = make_optimizer(cfg, model)
     schedule = Schedule(cfg, opt, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     run = Path(cfg.out) if cfg.out else None
-    resolved = {**asdict(cfg), "num_classes": num_classes, "input_size": list(size), "mean": list(mean),
+    resolved = {**asdict(cfg), "num_classes": num_classes, "input_size": list(size),
+                "image_size": list(train_split.images.shape[1:]), "mean": list(mean),
                 "std": list(std), "classes": list(train_split.classes), "cnnlab_version": __version__,
                 "git_hash": _git_hash()}
     history, first_epoch, best = [], 1, -1.0
@@ -362,10 +367,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
         _write_json(run / "config.json", resolved)
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     start = time.perf_counter() - (history[-1]["time"] if history else 0.0)
+    steps_done = 0
     for epoch in range(first_epoch, cfg.epochs + 1):
         model.train()
         perm = torch.randperm(len(train_data), device=device, generator=gen)
+        if cfg.overfit_batch:  # the same first batch every epoch, in the same order
+            perm = torch.arange(min(cfg.batch_size, len(train_data)), device=device)
         total = torch.zeros((), device=device)
+        taken = 0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
         t0 = time.perf_counter()
         for i in range(steps_per_epoch):
@@ -379,13 +388,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
             opt.step()
             schedule.step()
             total += loss.detach()
+            steps_done += 1
+            taken = i + 1
+            if cfg.max_steps and steps_done >= cfg.max_steps:
+                break
             if bar is not None and i % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{opt.param_groups[0]['lr']:.3g}",
                                 img_s=f"{(i + 1) * cfg.batch_size / (time.perf_counter() - t0):.0f}")
                 bar.update(min(20, steps_per_epoch - i))
         if bar is not None:
             bar.close()
-        train_loss = total.item() / steps_per_epoch
+        train_loss = total.item() / taken
         if not math.isfinite(train_loss):
             raise CnnlabError(f"the loss became {train_loss} in epoch {epoch} (lr {cfg.lr}); try a smaller --lr")
         schedule.epoch_end(train_loss)
@@ -393,7 +406,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             test = evaluate(model, test_data)
         row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_top1": test["top1"],
                "test_top5": test["top5"], "lr": opt.param_groups[0]["lr"],
-               "images_per_s": len(train_data) / (time.perf_counter() - t0), "time": time.perf_counter() - start}
+               "images_per_s": min(taken * cfg.batch_size, len(train_data)) / (time.perf_counter() - t0),
+               "time": time.perf_counter() - start}
         history.append(row)
         if run:
             with open(run / "metrics.jsonl", "a") as f:
@@ -407,11 +421,43 @@ def train(cfg: TrainConfig, log=print) -> dict:
         log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  "
             f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
             f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+        if cfg.max_steps and steps_done >= cfg.max_steps:
+            log(f"stopped after {steps_done} steps (max steps)")
+            break
     if run:
         atomic_save(model.state_dict(), run / "model.safetensors", {"config": resolved, "epoch": cfg.epochs})
+        plot_history(history, run / "curves.png")
     last = history[-1]
     return {"test": {"loss": last["test_loss"], "top1": last["test_top1"], "top5": last["test_top5"]},
             "history": history, "model": model}
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Loss, accuracy and learning-rate curves per epoch, as one PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.2))
+    a.plot(epochs, [r["train_loss"] for r in history], label="train")
+    a.plot(epochs, [r["test_loss"] for r in history], label="test")
+    a.set_title("loss")
+    a.legend()
+    b.plot(epochs, [100 * r["test_top1"] for r in history], label="top-1")
+    b.plot(epochs, [100 * r["test_top5"] for r in history], label="top-5")
+    b.set_title("test accuracy (%)")
+    b.legend()
+    c.plot(epochs, [r["lr"] for r in history])
+    c.set_title("learning rate (end of epoch)")
+    for ax in (a, b, c):
+        ax.set_xlabel("epoch")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:

@@ -130,3 +130,32 @@ def test_penalties_and_initialisations():
     assert big.weight.std().item() == pytest.approx((2 / 1000) ** 0.5, rel=0.02)
     initialize(big, "xavier")
     assert big.weight.std().item() == pytest.approx((2 / 2000) ** 0.5, rel=0.02)
+
+
+def test_max_steps_and_overfit_one_batch():
+    quick = train(recipe("mlp", "mnist", epochs=3, max_steps=5, data_dir=str(DATA)), log=lambda line: None)
+    assert len(quick["history"]) == 1  # stopped inside the first epoch
+    over = train(recipe("mlp", "mnist", epochs=60, batch_size=32, overfit_batch=True, lr=0.05, schedule="none",
+                        weight_decay=0, data_dir=str(DATA)), log=lambda line: None)
+    losses = [r["train_loss"] for r in over["history"]]
+    assert losses[-1] < 0.01 < losses[0]  # a model that cannot fit one batch has a bug
+
+
+def test_config_file_and_flag_precedence(tmp_path, capsys):
+    from cnnlab.cli import main
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"epochs": 2, "lr": 0.02, "batch_size": 256, "augment": []}))
+    out = tmp_path / "run"
+    assert main(["train", "mlp", "--config", str(config), "--epochs", "1", "--max-steps", "3", "--out", str(out),
+                 "--data-dir", str(DATA)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["epochs"], saved["lr"], saved["batch_size"], saved["max_steps"]) == (1, 0.02, 256, 3)
+    toml = tmp_path / "run.toml"
+    toml.write_text('lr = 0.03\noptimizer = "adam"\n')
+    assert main(["train", "mlp", "--config", str(toml), "--max-steps", "1", "--data-dir", str(DATA)]) == 0
+    assert "adam lr 0.03" in capsys.readouterr().out
+    for text, message in [('{"lrr": 0.1}', "unknown setting(s) lrr"), ('{"epochs": "ten"}', "epochs = 'ten'"),
+                          ("{not json", "not valid JSON")]:
+        config.write_text(text)
+        assert main(["train", "mlp", "--config", str(config)]) == 2
+        assert message in capsys.readouterr().err

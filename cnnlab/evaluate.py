@@ -1,0 +1,142 @@
+"""Evaluating trained runs: accuracy, per-class accuracy, confusion matrix, test-time
+augmentation by flips, ensembles of runs, and predictions for image files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checkpoint import load
+from .data import load_dataset
+from .errors import CnnlabError, WeightsError
+from .train import DeviceData, load_model, pick_device
+
+
+def run_config(path: str | Path) -> dict:
+    """The resolved configuration of a run directory or of one of its .safetensors files."""
+    path = Path(path)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise CnnlabError(f"{path}: not a run directory (no config.json)")
+        return json.loads(config.read_text())
+    _, meta = load(path)
+    if "config" not in meta:
+        raise WeightsError(f"{path}: no cnnlab configuration in its metadata")
+    return meta["config"]
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, data: DeviceData, tta: str = "none", batch_size: int = 1000) -> Tensor:
+    """Softmax probabilities for every image; tta="flip" averages them with the mirrored image's."""
+    model.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
+        x, _ = data.batch(idx)
+        p = F.softmax(model(x).float(), 1)
+        if tta == "flip":
+            p = (p + F.softmax(model(x.flip(3)).float(), 1)) / 2
+        out.append(p)
+    return torch.cat(out)
+
+
+def metrics(probs: Tensor, labels: Tensor, classes) -> dict:
+    """Loss, top-1/top-5 accuracy and error, per-class accuracy and the confusion matrix
+    (rows: true class, columns: predicted class)."""
+    n, k = probs.shape
+    loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
+    top = probs.topk(min(5, k), 1).indices
+    top1 = (top[:, 0] == labels).float().mean().item()
+    top5 = (top == labels.view(-1, 1)).any(1).float().mean().item()
+    confusion = torch.bincount(labels * k + top[:, 0], minlength=k * k).view(k, k).cpu()
+    per_class = (confusion.diag().float() / confusion.sum(1).clamp_min(1)).tolist()
+    return {"images": n, "loss": loss, "top1": top1, "top5": top5, "top1_error": 1 - top1, "top5_error": 1 - top5,
+            "per_class": dict(zip(classes, per_class)), "confusion": confusion.tolist()}
+
+
+def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str = "none",
+                  data_dir: str | None = None, device: str = "auto") -> dict:
+    """Evaluate one run, or an ensemble of runs (their softmax outputs averaged), on the test split."""
+    if tta not in ("none", "flip"):
+        raise CnnlabError(f"tta must be none or flip, got {tta!r}")
+    configs = [run_config(p) for p in paths]
+    dataset = dataset or configs[0]["dataset"]
+    dev = pick_device(device)
+    split = load_dataset(dataset, train=False, data_dir=data_dir)
+    probs = None
+    for path, cfg in zip(paths, configs):
+        if cfg.get("num_classes") != len(split.classes):
+            raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(split.classes)}")
+        model = load_model(path).to(dev)
+        data = DeviceData(split, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev)
+        p = predict_proba(model, data, tta)
+        probs = p if probs is None else probs + p
+    result = metrics(probs / len(paths), data.labels, split.classes)
+    result.update(dataset=dataset, runs=[str(p) for p in paths], tta=tta)
+    return result
+
+
+def write_confusion(result: dict, out_dir: Path) -> list[Path]:
+    """confusion.csv and confusion.png (counts, rows true, columns predicted) in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    classes = list(result["per_class"])
+    csv_path = out_dir / "confusion.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ predicted", *classes])
+        for name, row in zip(classes, result["confusion"]):
+            w.writerow([name, *row])
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    m = np.array(result["confusion"])
+    size = max(4, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=90)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(classes) <= 20:
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_title(f"{result['dataset']}: top-1 {100 * result['top1']:.2f} %")
+    fig.tight_layout()
+    png_path = out_dir / "confusion.png"
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return [csv_path, png_path]
+
+
+@torch.no_grad()
+def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> list[list[tuple[str, float]]]:
+    """Top-k classes with probabilities for image files, resized to the model's input size."""
+    from PIL import Image, UnidentifiedImageError
+
+    cfg = run_config(run)
+    model = load_model(run)
+    c, h, w = cfg["input_size"]
+    ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
+    mean = torch.tensor(cfg["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+    out = []
+    for path in images:
+        try:
+            img = Image.open(path).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
+        except (OSError, UnidentifiedImageError) as e:
+            raise CnnlabError(f"{path}: not a readable image ({e})") from None
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
+        x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
+        p = F.softmax(model((x - mean) / std).float(), 1)[0]
+        top = p.topk(min(k, len(p)))
+        out.append([(cfg["classes"][i], v) for v, i in zip(top.values.tolist(), top.indices.tolist())])
+    return out

@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.data import load_dataset
+from cnnlab.errors import CnnlabError
+from cnnlab.evaluate import evaluate_runs, metrics, predict_images
+from cnnlab.train import recipe, train
+from conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    out = []
+    for seed in (0, 1):
+        cfg = recipe("mlp", "mnist", epochs=1, seed=seed, data_dir=str(DATA), out=str(root / f"mlp{seed}"))
+        out.append((root / f"mlp{seed}", train(cfg, log=lambda line: None)))
+    return out
+
+
+def test_metrics_by_hand():
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1]])
+    labels = torch.tensor([0, 2, 1, 1])
+    m = metrics(probs, labels, ("a", "b", "c"))
+    assert m["top1"] == 0.75 and m["top5"] == 1.0
+    assert m["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert m["per_class"] == {"a": 1.0, "b": 0.5, "c": 1.0}
+    assert m["loss"] == pytest.approx(-np.log([0.7, 0.6, 0.4, 0.7]).mean(), rel=1e-6)
+
+
+def test_eval_reproduces_the_training_result_and_writes_the_confusion_matrix(runs, tmp_path):
+    run, result = runs[0]
+    ev = evaluate_runs([run], data_dir=str(DATA))
+    assert ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6)
+    assert sum(map(sum, ev["confusion"])) == 10_000 and len(ev["per_class"]) == 10
+    assert main(["eval", str(run), "--data-dir", str(DATA), "--out", str(tmp_path)]) == 0
+    lines = (tmp_path / "confusion.csv").read_text().splitlines()
+    assert lines[0].startswith("true \\ predicted,0,1") and len(lines) == 11
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ensemble_and_flip_tta(runs, capsys):
+    (a, ra), (b, rb) = runs
+    ens = evaluate_runs([a, b], data_dir=str(DATA))
+    assert ens["top1"] >= min(ra["test"]["top1"], rb["test"]["top1"])
+    flip = evaluate_runs([a], tta="flip", data_dir=str(DATA))
+    assert flip["top1"] != ens["top1"] and flip["tta"] == "flip"
+    assert main(["eval", str(a), str(b), "--data-dir", str(DATA), "--format", "json", "--out", str(a.parent)]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == [str(a), str(b)]
+    with pytest.raises(CnnlabError, match="not a run directory"):
+        evaluate_runs([a.parent], data_dir=str(DATA))
+
+
+def test_predict_image_files(runs, tmp_path, capsys):
+    run, _ = runs[0]
+    test = load_dataset("mnist", train=False, data_dir=DATA)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(test.images[i, 0].numpy()).save(path)
+        paths.append(path)
+    tops = predict_images(run, paths)
+    assert [top[0][0] for top in tops] == ["7", "2", "1"]  # the first test digits
+    assert all(len(top) == 5 and abs(sum(p for _, p in top) - 1) < 0.2 for top in tops)
+    assert main(["predict", str(run), str(paths[0])]) == 0
+    assert capsys.readouterr().out.startswith(f"{paths[0]}: 7 ")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(CnnlabError, match="bad.png: not a readable image"):
+        predict_images(run, [tmp_path / "bad.png"])

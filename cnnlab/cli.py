@@ -135,7 +135,7 @@ def non_negative_float(text: str) -> float:
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
-               "seed", "device", "out", "data_dir")
+               "whiten", "seed", "device", "out", "data_dir")
 
 
 def read_config(path: str | None) -> dict:
@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=non_negative_float, help="rate of every dropout layer")
     p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
     p.add_argument("--clip-grad-norm", type=positive_float)
-    p.add_argument("--augment", help="comma-separated: crop, flip ('' for none)")
+    p.add_argument("--augment", help="comma-separated: crop, translate, flip, jitter, noise, scale, pca ('' for none)")
+    p.add_argument("--whiten", action="store_true", default=None, help="ZCA-whiten the inputs (fitted on the training set)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")

@@ -32,6 +32,15 @@ def run_config(path: str | Path) -> dict:
     return meta["config"]
 
 
+def whitening(path: str | Path, cfg: dict, device) -> tuple[Tensor, Tensor] | None:
+    """The ZCA transform a run was trained with (whitening.safetensors beside its weights)."""
+    if not cfg.get("whiten"):
+        return None
+    path = Path(path)
+    tensors, _ = load((path if path.is_dir() else path.parent) / "whitening.safetensors")
+    return tensors["mean"].to(device), tensors["matrix"].to(device)
+
+
 @torch.no_grad()
 def predict_proba(model: nn.Module, data: DeviceData, tta: str = "none", batch_size: int = 1000) -> Tensor:
     """Softmax probabilities for every image; tta="flip" averages them with the mirrored image's."""
@@ -76,6 +85,7 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
             raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(split.classes)}")
         model = load_model(path).to(dev)
         data = DeviceData(split, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev)
+        data.zca = whitening(path, cfg, dev)
         p = predict_proba(model, data, tta)
         probs = p if probs is None else probs + p
     result = metrics(probs / len(paths), data.labels, split.classes)
@@ -124,6 +134,7 @@ def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> lis
 
     cfg = run_config(run)
     model = load_model(run)
+    zca = whitening(run, cfg, "cpu")
     c, h, w = cfg["input_size"]
     ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
     mean = torch.tensor(cfg["mean"]).view(1, -1, 1, 1)
@@ -136,7 +147,10 @@ def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> lis
             raise CnnlabError(f"{path}: not a readable image ({e})") from None
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
         x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
-        p = F.softmax(model((x - mean) / std).float(), 1)[0]
+        x = (x - mean) / std
+        if zca is not None:
+            x = ((x.flatten(1) - zca[0]) @ zca[1]).view(1, c, h, w)
+        p = F.softmax(model(x).float(), 1)[0]
         top = p.topk(min(k, len(p)))
         out.append([(cfg["classes"][i], v) for v, i in zip(top.values.tolist(), top.indices.tolist())])
     return out

@@ -34,7 +34,11 @@ NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
 INITS = ("paper", "normal", "xavier", "he")
-AUGMENTATIONS = ("crop", "flip")
+# crop: 4-pixel padded random crops; translate: shifts up to 10 % of the size; flip: horizontal
+# mirror; jitter: brightness, contrast, saturation x U(0.6, 1.4); noise: Gaussian, sigma 0.05;
+# scale: VGG-style scale jittering (zoom x U(1, 1.3), random position); pca: AlexNet's PCA colour
+# augmentation (alpha ~ N(0, 0.1) along the RGB principal components).
+AUGMENTATIONS = ("crop", "translate", "flip", "jitter", "noise", "scale", "pca")
 
 
 @dataclass
@@ -57,6 +61,7 @@ class TrainConfig:
     gamma: float = 0.1  # step/multistep/plateau factor; "exponential" multiplies by it every epoch
     warmup_epochs: float = 0.0  # linear warm-up from lr/1000
     label_smoothing: float = 0.0
+    whiten: bool = False  # ZCA whitening of the inputs (fitted on the training set) after normalisation
     dropout: float | None = None  # overrides every Dropout layer's rate
     init: str = "paper"  # the builders' own (the paper's where it says), or normal / xavier / he
     clip_grad_norm: float | None = None
@@ -133,7 +138,7 @@ def pick_device(name: str) -> torch.device:
 
 class DeviceData:
     """A split held on the device as uint8, padded to the model's input size; batches come out
-    normalised (and augmented) as float32."""
+    normalised (and augmented, and ZCA-whitened if asked) as float32."""
 
     def __init__(self, split: Split, size: tuple[int, ...], mean, std, device: torch.device):
         images = split.images
@@ -150,26 +155,79 @@ class DeviceData:
         self.classes = split.classes
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.zca: tuple[Tensor, Tensor] | None = None
+        self.pca: tuple[Tensor, Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _sample(self, n: int = 10_000) -> Tensor:
+        idx = torch.linspace(0, len(self) - 1, min(n, len(self)), device=self.labels.device).long()
+        return self.images[idx].float().div_(255)
+
+    def fit_zca(self, eps: float = 1e-2) -> tuple[Tensor, Tensor]:
+        """ZCA whitening W = U (S + eps)^-1/2 U^T of the normalised training images."""
+        x = ((self._sample() - self.mean) / self.std).flatten(1).double()
+        mu = x.mean(0)
+        cov = (x - mu).T @ (x - mu) / len(x)
+        s, u = torch.linalg.eigh(cov)
+        self.zca = (mu.float(), (u @ torch.diag((s.clamp_min(0) + eps).rsqrt()) @ u.T).float())
+        return self.zca
+
+    def fit_pca(self) -> tuple[Tensor, Tensor]:
+        """Eigenvalues and eigenvectors of the RGB covariance over the training pixels (AlexNet §4.1)."""
+        if self.images.shape[1] != 3:
+            raise CnnlabError("PCA colour augmentation needs RGB images")
+        pixels = self._sample(2_000).permute(0, 2, 3, 1).reshape(-1, 3).double()
+        vals, vecs = torch.linalg.eigh(torch.cov(pixels.T))
+        self.pca = (vals.float(), vecs.float())
+        return self.pca
+
     def batch(self, idx: Tensor, augment: tuple[str, ...] = (), generator: torch.Generator | None = None):
         x = self.images[idx].float().div_(255)
-        if "crop" in augment:  # random crop with 4 pixels of zero padding, one offset per image
-            n, c, h, w = x.shape
-            dev = x.device
-            padded = F.pad(x, (4, 4, 4, 4))
-            dy = torch.randint(0, 9, (n, 1, 1, 1), device=dev, generator=generator)
-            dx = torch.randint(0, 9, (n, 1, 1, 1), device=dev, generator=generator)
-            rows = dy + torch.arange(h, device=dev).view(1, 1, h, 1)
-            cols = dx + torch.arange(w, device=dev).view(1, 1, 1, w)
-            x = padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1),
-                       rows, cols]
+        n, c, h, w = x.shape
+        dev = x.device
+
+        def rand(*shape):
+            return torch.rand(*shape, device=dev, generator=generator)
+
+        if "scale" in augment:  # zoom in by U(1, 1.3) at a random position, bilinear
+            zoom = 1 / (1 + 0.3 * rand(n))
+            shift = (1 - zoom).unsqueeze(1) * (2 * rand(n, 2) - 1)
+            theta = torch.zeros(n, 2, 3, device=dev)
+            theta[:, 0, 0], theta[:, 1, 1] = zoom, zoom
+            theta[:, :, 2] = shift
+            x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+        for name, pad in (("crop", 4), ("translate", max(1, h // 10))):
+            if name in augment:  # a random window of the zero-padded image, one offset per image
+                padded = F.pad(x, (pad, pad, pad, pad))
+                dy = torch.randint(0, 2 * pad + 1, (n, 1, 1, 1), device=dev, generator=generator)
+                dx = torch.randint(0, 2 * pad + 1, (n, 1, 1, 1), device=dev, generator=generator)
+                rows = dy + torch.arange(h, device=dev).view(1, 1, h, 1)
+                cols = dx + torch.arange(w, device=dev).view(1, 1, 1, w)
+                x = padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1),
+                           rows, cols]
         if "flip" in augment:
-            flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-        return (x - self.mean) / self.std, self.labels[idx]
+            x = torch.where((rand(n) < 0.5).view(-1, 1, 1, 1), x.flip(3), x)
+        if "jitter" in augment:
+            b, k, sat = (0.6 + 0.8 * rand(n, 1, 1, 1) for _ in range(3))
+            x = x * b
+            x = (x - x.mean((1, 2, 3), keepdim=True)) * k + x.mean((1, 2, 3), keepdim=True)
+            if c == 3:
+                gray = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+                x = gray + sat * (x - gray)
+            x = x.clamp(0, 1)
+        if "pca" in augment:
+            vals, vecs = self.pca or self.fit_pca()
+            alpha = torch.randn(n, 3, device=dev, generator=generator) * 0.1
+            x = x + ((alpha * vals) @ vecs.T).view(n, 3, 1, 1)
+        if "noise" in augment:
+            x = x + 0.05 * torch.randn(x.shape, device=dev, generator=generator)
+        x = (x - self.mean) / self.std
+        if self.zca is not None:
+            mu, whiten = self.zca
+            x = ((x.flatten(1) - mu) @ whiten).view(n, c, h, w)
+        return x, self.labels[idx]
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -347,6 +405,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     mean, std = NORMALIZATION[cfg.dataset]
     train_data = DeviceData(train_split, size, mean, std, device)
     test_data = DeviceData(test_split, size, mean, std, device)
+    if cfg.whiten:  # fitted on the training set, applied to both, saved for evaluation
+        test_data.zca = train_data.fit_zca()
     steps_per_epoch = 1 if cfg.overfit_batch else math.ceil(len(train_data) / cfg.batch_size)
     opt = make_optimizer(cfg, model)
     schedule = Schedule(cfg, opt, steps_per_epoch)
@@ -365,6 +425,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
             history, best = meta["history"], meta["best"]
             log(f"resuming {run} after epoch {first_epoch - 1}")
         _write_json(run / "config.json", resolved)
+        if cfg.whiten:
+            atomic_save({"mean": train_data.zca[0], "matrix": train_data.zca[1]}, run / "whitening.safetensors",
+                        {"config": resolved})
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     start = time.perf_counter() - (history[-1]["time"] if history else 0.0)
     steps_done = 0

@@ -73,3 +73,11 @@ def test_predict_image_files(runs, tmp_path, capsys):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(CnnlabError, match="bad.png: not a readable image"):
         predict_images(run, [tmp_path / "bad.png"])
+
+
+def test_a_whitened_run_is_evaluated_with_its_whitening(tmp_path):
+    cfg = recipe("mlp", "mnist", epochs=1, whiten=True, lr=0.01, data_dir=str(DATA), out=str(tmp_path / "w"))
+    result = train(cfg, log=lambda line: None)
+    assert (tmp_path / "w" / "whitening.safetensors").exists()
+    ev = evaluate_runs([tmp_path / "w"], data_dir=str(DATA))
+    assert ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6) and ev["top1"] > 0.8

@@ -159,3 +159,51 @@ def test_config_file_and_flag_precedence(tmp_path, capsys):
         config.write_text(text)
         assert main(["train", "mlp", "--config", str(config)]) == 2
         assert message in capsys.readouterr().err
+
+
+def _tiny_rgb(n=64, seed=0):
+    from cnnlab.data import Split
+    g = torch.Generator().manual_seed(seed)
+    images = (torch.rand(n, 3, 8, 8, generator=g) * 255).to(torch.uint8)
+    return Split(images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
+
+
+@pytest.mark.parametrize("aug", ["crop", "translate", "flip", "jitter", "noise", "scale", "pca"])
+def test_each_augmentation_changes_the_batch_reproducibly(aug):
+    data = DeviceData(_tiny_rgb(), (3, 8, 8), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"))
+    idx = torch.arange(16)
+    plain, _ = data.batch(idx)
+    a, _ = data.batch(idx, (aug,), torch.Generator().manual_seed(1))
+    b, _ = data.batch(idx, (aug,), torch.Generator().manual_seed(1))
+    assert a.shape == plain.shape and torch.equal(a, b) and not torch.equal(a, plain)
+    assert torch.isfinite(a).all()
+
+
+def test_pca_and_noise_and_flip_do_what_they_say():
+    data = DeviceData(_tiny_rgb(), (3, 8, 8), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), torch.device("cpu"))
+    idx = torch.arange(32)
+    plain, _ = data.batch(idx)
+    pca, _ = data.batch(idx, ("pca",), torch.Generator().manual_seed(0))
+    offset = pca - plain  # one RGB offset per image, the same at every pixel
+    assert torch.allclose(offset, offset[:, :, :1, :1].expand_as(offset), atol=1e-6)
+    noisy, _ = data.batch(idx, ("noise",), torch.Generator().manual_seed(0))
+    assert (noisy - plain).std().item() == pytest.approx(0.05, rel=0.1)
+    flipped, _ = data.batch(idx, ("flip",), torch.Generator().manual_seed(0))
+    same = (flipped == plain).flatten(1).all(1)
+    mirrored = (flipped == plain.flip(3)).flatten(1).all(1)
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+
+
+def test_zca_whitening_decorrelates():
+    from cnnlab.data import Split
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(4000, 1, 1, 1, generator=g)  # every pixel shares one strong component
+    images = ((0.7 * base + 0.3 * torch.rand(4000, 1, 3, 3, generator=g)) * 255).to(torch.uint8)
+    data = DeviceData(Split(images, torch.zeros(4000, dtype=torch.long), ("x",)), (1, 3, 3), (0.5,), (0.25,),
+                      torch.device("cpu"))
+    before, _ = data.batch(torch.arange(4000))
+    data.fit_zca(eps=1e-4)
+    after, _ = data.batch(torch.arange(4000))
+    cov = lambda t: torch.cov(t.flatten(1).T)
+    assert cov(before)[0, 1] > 0.5 * cov(before)[0, 0]  # strongly correlated pixels
+    assert torch.allclose(cov(after), torch.eye(9), atol=0.05)  # whitened: identity covariance

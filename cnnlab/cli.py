@@ -232,6 +232,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from .evaluate import visualize_feature_maps, visualize_filters
+
+    out = Path(args.out) if args.out else (Path(args.run) if Path(args.run).is_dir() else Path("."))
+    if not args.filters and not args.feature_maps:
+        raise CnnlabError("say what to draw: --filters and/or --feature-maps IMAGE")
+    if args.filters:
+        print(f"wrote {visualize_filters(args.run, out / 'filters.png')}")
+    if args.feature_maps:
+        print(f"wrote {visualize_feature_maps(args.run, args.feature_maps, args.layer, out / 'feature_maps.png')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description="The landmark CNNs, exact and fast.")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
@@ -321,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=positive_int, default=5)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("visualize", help="PNG grids of the first layer's filters and of a layer's feature maps")
+    p.add_argument("run", help="a run directory or .safetensors file")
+    p.add_argument("--filters", action="store_true", help="the first convolution's filters")
+    p.add_argument("--feature-maps", metavar="IMAGE", help="feature maps for this image file")
+    p.add_argument("--layer", help="layer name for --feature-maps (default: the first convolution)")
+    p.add_argument("--out", help="folder for filters.png / feature_maps.png (default: the run directory)")
+    p.set_defaults(func=cmd_visualize)
     return parser
 
 

@@ -4,6 +4,7 @@ augmentation by flips, ensembles of runs, and predictions for image files."""
 from __future__ import annotations
 
 import csv
+import math
 import json
 from pathlib import Path
 
@@ -154,3 +155,78 @@ def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> lis
         top = p.topk(min(k, len(p)))
         out.append([(cfg["classes"][i], v) for v, i in zip(top.values.tolist(), top.indices.tolist())])
     return out
+
+
+def _grid_png(tiles: Tensor, path: Path, title: str, columns: int | None = None) -> Path:
+    """Save (N, C, H, W) tiles (C = 1 or 3), each scaled to its own range, as one PNG grid."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = tiles.shape[0]
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    lo = tiles.flatten(1).min(1).values.view(-1, 1, 1, 1)
+    hi = tiles.flatten(1).max(1).values.view(-1, 1, 1, 1)
+    tiles = ((tiles - lo) / (hi - lo).clamp_min(1e-12)).permute(0, 2, 3, 1).cpu().numpy()
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8 + 0.4, rows * 0.8 + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(tiles[i].squeeze(-1) if tiles.shape[-1] == 1 else tiles[i], cmap="gray", interpolation="nearest")
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def first_conv(model: nn.Module) -> tuple[str, nn.Module]:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d) or hasattr(m, "full_weight"):
+            return name, m
+    raise CnnlabError("the model has no convolution whose filters could be shown")
+
+
+def visualize_filters(run: str | Path, out: Path) -> Path:
+    """The first convolution's filters as a grid (AlexNet paper, Fig. 3), RGB where they are."""
+    model = load_model(run)
+    name, conv = first_conv(model)
+    weight = conv.full_weight() if hasattr(conv, "full_weight") else conv.weight
+    weight = weight.detach()
+    if weight.shape[1] not in (1, 3):  # show each input channel separately
+        weight = weight.flatten(0, 1).unsqueeze(1)
+    return _grid_png(weight, out, f"{name}: {tuple(conv.weight.shape)}")
+
+
+@torch.no_grad()
+def visualize_feature_maps(run: str | Path, image: str | Path, layer: str | None, out: Path) -> Path:
+    """The feature maps of `layer` (default: the first convolution) for one image file."""
+    from PIL import Image, UnidentifiedImageError
+
+    cfg = run_config(run)
+    model = load_model(run)
+    modules = dict(model.named_modules())
+    layer = layer or first_conv(model)[0]
+    if layer not in modules or not layer:
+        close = [n for n in modules if n and layer.split(".")[-1] in n][:5]
+        raise CnnlabError(f"no layer {layer!r} in {cfg['model']}" + (f"; e.g. {', '.join(close)}" if close else ""))
+    c, h, w = cfg["input_size"]
+    ih, iw = cfg.get("image_size", [c, h, w])[1:]
+    try:
+        img = Image.open(image).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
+    except (OSError, UnidentifiedImageError) as e:
+        raise CnnlabError(f"{image}: not a readable image ({e})") from None
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
+    x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
+    x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+    seen = {}
+    handle = modules[layer].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    maps = seen["out"]
+    if not isinstance(maps, Tensor) or maps.ndim != 4:
+        raise CnnlabError(f"layer {layer!r} outputs {tuple(getattr(maps, 'shape', ()))}, not feature maps")
+    return _grid_png(maps[0, :64].unsqueeze(1), out, f"{layer}: {tuple(maps.shape[1:])} (first 64 maps)")

@@ -81,3 +81,20 @@ def test_a_whitened_run_is_evaluated_with_its_whitening(tmp_path):
     assert (tmp_path / "w" / "whitening.safetensors").exists()
     ev = evaluate_runs([tmp_path / "w"], data_dir=str(DATA))
     assert ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6) and ev["top1"] > 0.8
+
+
+def test_visualize_filters_and_feature_maps(runs, tmp_path, capsys):
+    cfg = recipe("lenet5", "mnist", epochs=1, max_steps=10, data_dir=str(DATA), out=str(tmp_path / "lenet"))
+    train(cfg, log=lambda line: None)
+    test = load_dataset("mnist", train=False, data_dir=DATA)
+    Image.fromarray(test.images[0, 0].numpy()).save(tmp_path / "seven.png")
+    assert main(["visualize", str(tmp_path / "lenet"), "--filters", "--feature-maps", str(tmp_path / "seven.png"),
+                 "--layer", "c3"]) == 0
+    for name in ("filters.png", "feature_maps.png"):
+        assert (tmp_path / "lenet" / name).read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"),
+                 "--layer", "conv9"]) == 2
+    assert "no layer 'conv9' in lenet5" in capsys.readouterr().err
+    assert main(["visualize", str(runs[0][0]), "--filters"]) == 2  # an MLP has no convolution
+    assert "no convolution" in capsys.readouterr().err

@@ -138,6 +138,21 @@ TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_de
                "whiten", "seed", "device", "out", "data_dir")
 
 
+def dataset_name(text: str) -> str:
+    from .data import DATASETS
+
+    if text in DATASETS:
+        return text
+    if text.startswith("folder:"):
+        if not Path(text[7:]).exists():
+            raise argparse.ArgumentTypeError(f"no such folder or zip file: {text[7:]}")
+        return text
+    import difflib
+    close = difflib.get_close_matches(text, DATASETS, n=2)
+    raise argparse.ArgumentTypeError(f"unknown dataset {text!r}" + (f"; closest: {', '.join(close)}" if close else "")
+                                     + f"; use {', '.join(DATASETS)} or folder:PATH")
+
+
 def read_config(path: str | None) -> dict:
     """Settings from a JSON or TOML file (the keys of TrainConfig); explicit flags win."""
     if not path:
@@ -290,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import INITS, OPTIMIZERS, SCHEDULES
     p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")
     p.add_argument("model", help="a model name from `cnnlab models`")
-    p.add_argument("--dataset", choices=DATASETS, default=None)
+    p.add_argument("--dataset", type=dataset_name, default=None,
+                   help=f"{', '.join(DATASETS)} or folder:PATH (class sub-folders, or a zip of them)")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -321,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate runs on a test split: accuracy, per-class accuracy, confusion")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or .safetensors files; several: ensemble")
-    p.add_argument("--dataset", choices=DATASETS, help="default: the run's")
+    p.add_argument("--dataset", type=dataset_name, help="default: the run's")
     p.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--out", help="where confusion.csv/png go (default: the run directory)")

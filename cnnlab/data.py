@@ -223,6 +223,73 @@ def load_cifar_binary(name: str, archive: Path, train: bool) -> Split:
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels), classes)
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """Images in one sub-folder per class, in a folder or a zip file, streamed through PIL.
+
+    Layouts: `ROOT/train/<class>/...` with `ROOT/val/<class>/...` (or `test/`), like ImageNet;
+    or just `ROOT/<class>/...`, split deterministically into 90 % training and 10 % test by a
+    hash of each file's name. Class indices follow the sorted class names.
+    """
+
+    def __init__(self, root: str | os.PathLike, train: bool, transform=None):
+        self.root, self.transform, self._zip = Path(root), transform, None
+        names = self._list()
+        split_dirs = {n.split("/")[0] for n in names if n.count("/") >= 2}
+        test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
+        if "train" in split_dirs and test_dir:
+            prefix = "train/" if train else f"{test_dir}/"
+            names = [n[len(prefix):] for n in names if n.startswith(prefix)]
+            self.prefix = prefix
+        else:
+            names = [n for n in names if (int(hashlib.md5(n.encode()).hexdigest(), 16) % 10 != 0) == train]
+            self.prefix = ""
+        names = [n for n in names if n.count("/") == 1]
+        self.classes = tuple(sorted({n.split("/")[0] for n in names}))
+        if not self.classes:
+            raise DatasetError(f"{self.root}: no images in class sub-folders (ROOT/<class>/<image> or "
+                               "ROOT/train/<class>/<image>)")
+        self.samples = sorted((n, self.classes.index(n.split("/")[0])) for n in names)
+        self.labels = torch.tensor([label for _, label in self.samples])
+
+    def _list(self) -> list[str]:
+        if self.root.is_dir():
+            return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                          if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if zipfile.is_zipfile(self.root):
+            with zipfile.ZipFile(self.root) as z:
+                return sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_EXTENSIONS))
+        raise DatasetError(f"{self.root}: neither a folder nor a zip file")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read(self, i: int):
+        from PIL import Image
+
+        name = self.prefix + self.samples[i][0]
+        if self.root.is_dir():
+            data = (self.root / name).read_bytes()
+        else:
+            if self._zip is None:  # one handle per worker process
+                self._zip = zipfile.ZipFile(self.root)
+            data = self._zip.read(name)
+        try:
+            return Image.open(io.BytesIO(data)).convert("RGB")
+        except OSError as e:
+            raise DatasetError(f"{self.root}/{name}: not a readable image ({e})") from None
+
+    def __getitem__(self, i: int):
+        img = self.read(i)
+        return (self.transform(img) if self.transform else img), self.samples[i][1]
+
+    def __getstate__(self):  # zip handles do not cross process boundaries
+        return {**self.__dict__, "_zip": None}
+
+
 def _cached(source: Path, key: str, build) -> Split:
     """Decoded splits are cached as plain tensors, keyed by the source file's size and time, and
     loaded with weights_only=True (no pickled code runs)."""

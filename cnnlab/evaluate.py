@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import load
-from .data import load_dataset
 from .errors import CnnlabError, WeightsError
-from .train import DeviceData, load_model, pick_device
+from .train import DeviceData, eval_batches, load_model, make_data, pick_device
 
 
 def run_config(path: str | Path) -> dict:
@@ -47,9 +46,7 @@ def predict_proba(model: nn.Module, data: DeviceData, tta: str = "none", batch_s
     """Softmax probabilities for every image; tta="flip" averages them with the mirrored image's."""
     model.eval()
     out = []
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
-        x, _ = data.batch(idx)
+    for x, _ in eval_batches(data, batch_size):
         p = F.softmax(model(x).float(), 1)
         if tta == "flip":
             p = (p + F.softmax(model(x.flip(3)).float(), 1)) / 2
@@ -79,17 +76,17 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
     configs = [run_config(p) for p in paths]
     dataset = dataset or configs[0]["dataset"]
     dev = pick_device(device)
-    split = load_dataset(dataset, train=False, data_dir=data_dir)
     probs = None
     for path, cfg in zip(paths, configs):
-        if cfg.get("num_classes") != len(split.classes):
-            raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(split.classes)}")
         model = load_model(path).to(dev)
-        data = DeviceData(split, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev)
-        data.zca = whitening(path, cfg, dev)
+        data = make_data(dataset, False, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev, data_dir)
+        if cfg.get("num_classes") != len(data.classes):
+            raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
+        if isinstance(data, DeviceData):
+            data.zca = whitening(path, cfg, dev)
         p = predict_proba(model, data, tta)
         probs = p if probs is None else probs + p
-    result = metrics(probs / len(paths), data.labels, split.classes)
+    result = metrics(probs / len(paths), data.labels, data.classes)
     result.update(dataset=dataset, runs=[str(p) for p in paths], tta=tta)
     return result
 

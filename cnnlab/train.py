@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from . import __version__
 from .checkpoint import atomic_save, load, pack_training_state, unpack_training_state
-from .data import Split, load_dataset
+from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, load_dataset
 from .errors import CnnlabError, WeightsError
 from .registry import create_model, get_model_info
 
@@ -230,6 +230,45 @@ class DeviceData:
         return x, self.labels[idx]
 
 
+class FolderData:
+    """An image folder streamed through a DataLoader (workers, pinned memory): random resized
+    crops and flips for training, resize and centre crop for evaluation, then normalisation."""
+
+    def __init__(self, root: str, train: bool, size: tuple[int, ...], mean, std, batch_size: int,
+                 device: torch.device, workers: int | None = None):
+        from torchvision.transforms import v2
+
+        from .data import ImageFolder
+
+        h = size[1]
+        steps = [v2.RandomResizedCrop(size[1:], antialias=True), v2.RandomHorizontalFlip()] if train else \
+            [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
+        tf = v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+        self.dataset = ImageFolder(root, train, tf)
+        self.classes, self.labels = self.dataset.classes, self.dataset.labels.to(device)
+        self.train, self.batch_size, self.device = train, batch_size, device
+        self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(self, seed: int = 0):
+        """(x, y) on the device; the training order is drawn from `seed` (the run's seed + epoch)."""
+        loader = torch.utils.data.DataLoader(
+            self.dataset, self.batch_size, shuffle=self.train, num_workers=self.workers,
+            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+            persistent_workers=False)
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128):
+    """DeviceData for the small datasets, FolderData for `folder:PATH`."""
+    if dataset.startswith("folder:"):
+        return FolderData(dataset[len("folder:"):], train, size, mean, std, batch_size, device)
+    return DeviceData(load_dataset(dataset, train=train, data_dir=data_dir), size, mean, std, device)
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     wd = cfg.weight_decay
@@ -332,14 +371,21 @@ def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
     return F.cross_entropy(out, y, label_smoothing=label_smoothing)
 
 
+def eval_batches(data, batch_size: int = 1000):
+    """Every (x, y) of `data` in order, without augmentation."""
+    if isinstance(data, FolderData):
+        yield from data.batches()
+        return
+    for start in range(0, len(data), batch_size):
+        yield data.batch(torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 1000) -> dict:
     """Loss, top-1 and top-5 accuracy of `model` on all of `data`."""
     model.eval()
     loss = top1 = top5 = 0.0
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
-        x, y = data.batch(idx)
+    for x, y in eval_batches(data, batch_size):
         logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         k = min(5, logits.shape[1])
@@ -376,6 +422,22 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), unit="batch")
 
 
+def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int):
+    """One epoch of training batches: a permutation drawn from the run's generator for data on the
+    device, a DataLoader shuffled by seed + epoch for folders (so --resume sees the same order)."""
+    if isinstance(data, FolderData):
+        for i, batch in enumerate(data.batches(cfg.seed + epoch)):
+            yield batch
+            if cfg.overfit_batch:
+                return
+        return
+    perm = torch.randperm(len(data), device=data.labels.device, generator=gen)
+    if cfg.overfit_batch:  # the same first batch every epoch, in the same order
+        perm = torch.arange(min(cfg.batch_size, len(data)), device=data.labels.device)
+    for start in range(0, len(perm), cfg.batch_size):
+        yield data.batch(perm[start:start + cfg.batch_size], cfg.augment, gen)
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train cfg.model on cfg.dataset; returns the final test metrics, the history and the model.
 
@@ -388,9 +450,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     info = get_model_info(cfg.model)
-    train_split = load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
-    test_split = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir)
-    num_classes = len(train_split.classes)
+    folder = cfg.dataset.startswith("folder:")
+    mean, std = IMAGENET_NORMALIZATION if folder else NORMALIZATION.get(cfg.dataset, (None, None))
+    if mean is None:
+        raise CnnlabError(f"unknown dataset {cfg.dataset!r}; use mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
+    train_split = None if folder else load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    classes = ImageFolder(cfg.dataset[7:], True).classes if folder else train_split.classes
+    num_classes = len(classes)
     model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
                          **cfg.model_kwargs)
     initialize(model, cfg.init)
@@ -402,9 +468,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model.to(device, memory_format=torch.channels_last if fast_cuda else torch.preserve_format)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast_cuda)
     size = getattr(model, "input_size", info.input_size)
-    mean, std = NORMALIZATION[cfg.dataset]
-    train_data = DeviceData(train_split, size, mean, std, device)
-    test_data = DeviceData(test_split, size, mean, std, device)
+    if folder:
+        train_data = FolderData(cfg.dataset[7:], True, size, mean, std, cfg.batch_size, device)
+        test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device)
+    else:
+        train_data = DeviceData(train_split, size, mean, std, device)
+        test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir)
+    if cfg.whiten and folder:
+        raise CnnlabError("ZCA whitening needs a dataset held in memory, not an image folder")
+    if cfg.augment and folder:
+        raise CnnlabError("image folders use random resized crops and flips; --augment is for in-memory datasets")
     if cfg.whiten:  # fitted on the training set, applied to both, saved for evaluation
         test_data.zca = train_data.fit_zca()
     steps_per_epoch = 1 if cfg.overfit_batch else math.ceil(len(train_data) / cfg.batch_size)
@@ -413,8 +486,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     run = Path(cfg.out) if cfg.out else None
     resolved = {**asdict(cfg), "num_classes": num_classes, "input_size": list(size),
-                "image_size": list(train_split.images.shape[1:]), "mean": list(mean),
-                "std": list(std), "classes": list(train_split.classes), "cnnlab_version": __version__,
+                "image_size": list(train_split.images.shape[1:]) if train_split else list(size), "mean": list(mean),
+                "std": list(std), "classes": list(classes), "cnnlab_version": __version__,
                 "git_hash": _git_hash()}
     history, first_epoch, best = [], 1, -1.0
     if run:
@@ -433,15 +506,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     steps_done = 0
     for epoch in range(first_epoch, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(len(train_data), device=device, generator=gen)
-        if cfg.overfit_batch:  # the same first batch every epoch, in the same order
-            perm = torch.arange(min(cfg.batch_size, len(train_data)), device=device)
+        batches = epoch_batches(train_data, cfg, gen, epoch)
         total = torch.zeros((), device=device)
         taken = 0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
         t0 = time.perf_counter()
-        for i in range(steps_per_epoch):
-            x, y = train_data.batch(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size], cfg.augment, gen)
+        for i, (x, y) in enumerate(batches):
             with autocast:
                 loss = loss_fn(model(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
             opt.zero_grad(set_to_none=True)

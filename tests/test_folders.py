@@ -1,0 +1,60 @@
+"""Image folders (and zips of them) streamed through a DataLoader, on real CIFAR-10 photos."""
+
+import zipfile
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.data import DatasetError, ImageFolder
+from cnnlab.evaluate import evaluate_runs
+from cnnlab.train import recipe, train
+from conftest import DATA
+
+CLASSES = ("cat", "ship", "truck")
+
+
+@pytest.fixture(scope="module")
+def photo_folders(tmp_path_factory):
+    """ROOT/<class>/*.jpg (hash split) and ROOT/train|val/<class>/*.jpg, plus a zip of the latter,
+    from the first 40 test photos of three CIFAR-10 classes."""
+    root = tmp_path_factory.mktemp("folders")
+    with zipfile.ZipFile(DATA / "cifar10" / "cifar10-jpeg.zip") as z:
+        for cls in CLASSES:
+            for i in range(40):
+                data = z.read(f"test/{cls}/{i:04d}.jpg")
+                flat = root / "flat" / cls / f"{i:04d}.jpg"
+                split = root / "split" / ("train" if i < 30 else "val") / cls / f"{i:04d}.jpg"
+                for path in (flat, split):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+    with zipfile.ZipFile(root / "split.zip", "w") as z:
+        for path in sorted((root / "split").rglob("*.jpg")):
+            z.write(path, path.relative_to(root / "split").as_posix())
+    return root
+
+
+def test_layouts_and_zip(photo_folders):
+    train, val = ImageFolder(photo_folders / "split", True), ImageFolder(photo_folders / "split", False)
+    assert train.classes == CLASSES and (len(train), len(val)) == (90, 30)
+    zipped = ImageFolder(photo_folders / "split.zip", True)
+    assert zipped.samples == train.samples
+    assert zipped[5][0].tobytes() == train[5][0].tobytes()  # same pixels from the zip
+    flat_train, flat_test = ImageFolder(photo_folders / "flat", True), ImageFolder(photo_folders / "flat", False)
+    assert len(flat_train) + len(flat_test) == 120 and 4 <= len(flat_test) <= 25  # about 10 % held out
+    assert not {n for n, _ in flat_train.samples} & {n for n, _ in flat_test.samples}
+    with pytest.raises(DatasetError, match="no images in class sub-folders"):
+        ImageFolder(photo_folders / "flat" / "cat", True)
+
+
+def test_training_and_evaluating_on_a_folder(photo_folders, tmp_path, capsys):
+    cfg = recipe("resnet20", f"folder:{photo_folders / 'split.zip'}", epochs=2, batch_size=16, lr=0.05,
+                 schedule="cosine", augment=(), out=str(tmp_path / "run"))
+    result = train(cfg, log=lambda line: None)
+    assert len(result["history"]) == 2 and result["model"].fc.out_features == 3
+    ev = evaluate_runs([tmp_path / "run"])
+    assert ev["images"] == 30 and ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "resnet20", "--dataset", "folder:/no/such/folder"])
+    assert e.value.code == 2
+    assert "no such folder or zip file" in capsys.readouterr().err

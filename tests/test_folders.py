@@ -3,7 +3,6 @@
 import zipfile
 
 import pytest
-import torch
 
 from cnnlab.cli import main
 from cnnlab.data import DatasetError, ImageFolder

@@ -136,6 +136,41 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+@dataclass
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    started_here: bool = False
+
+
+def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK): NCCL on GPUs,
+    gloo on CPUs. Each process takes its own GPU."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist(), pick_device(device_name)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), started), device
+
+
+def _all_reduce(t: Tensor, d: Dist) -> Tensor:
+    if d.world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(t)
+    return t
+
+
 class DeviceData:
     """A split held on the device as uint8, padded to the model's input size; batches come out
     normalised (and augmented, and ZCA-whitened if asked) as float32."""
@@ -252,12 +287,17 @@ class FolderData:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def batches(self, seed: int = 0):
-        """(x, y) on the device; the training order is drawn from `seed` (the run's seed + epoch)."""
+    def batches(self, seed: int = 0, d: Dist | None = None):
+        """(x, y) on the device; the training order is drawn from `seed` (the run's seed + epoch).
+        In a torchrun job each process reads its shard, batch_size / world images per step."""
+        world = d.world if d else 1
+        sampler = None
+        if world > 1:
+            sampler = torch.utils.data.DistributedSampler(self.dataset, world, d.rank, shuffle=self.train, seed=seed)
         loader = torch.utils.data.DataLoader(
-            self.dataset, self.batch_size, shuffle=self.train, num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(seed),
-            persistent_workers=False)
+            self.dataset, max(1, self.batch_size // world), shuffle=self.train and sampler is None,
+            sampler=sampler, num_workers=self.workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed), persistent_workers=False)
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -371,28 +411,29 @@ def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
     return F.cross_entropy(out, y, label_smoothing=label_smoothing)
 
 
-def eval_batches(data, batch_size: int = 1000):
-    """Every (x, y) of `data` in order, without augmentation."""
+def eval_batches(data, batch_size: int = 1000, d: Dist = Dist()):
+    """Every (x, y) of `data` in order, without augmentation (in a torchrun job: this process's share)."""
     if isinstance(data, FolderData):
-        yield from data.batches()
+        yield from data.batches(0, d)
         return
-    for start in range(0, len(data), batch_size):
-        yield data.batch(torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device))
+    idx = torch.arange(d.rank, len(data), d.world, device=data.labels.device)
+    for start in range(0, len(idx), batch_size):
+        yield data.batch(idx[start:start + batch_size])
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 1000) -> dict:
-    """Loss, top-1 and top-5 accuracy of `model` on all of `data`."""
+def evaluate(model: nn.Module, data, batch_size: int = 1000, d: Dist = Dist()) -> dict:
+    """Loss, top-1 and top-5 accuracy of `model` on all of `data` (summed over a torchrun job)."""
     model.eval()
-    loss = top1 = top5 = 0.0
-    for x, y in eval_batches(data, batch_size):
+    sums = None
+    for x, y in eval_batches(data, batch_size, d):
         logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").item()
         k = min(5, logits.shape[1])
         hits = logits.topk(k, 1).indices == y.view(-1, 1)
-        top1 += hits[:, 0].sum().item()
-        top5 += hits.any(1).sum().item()
-    n = len(data)
+        batch = torch.stack([F.cross_entropy(logits, y, reduction="sum"), hits[:, 0].sum().float(),
+                             hits.any(1).sum().float(), torch.tensor(float(len(y)), device=y.device)]).double()
+        sums = batch if sums is None else sums + batch
+    loss, top1, top5, n = _all_reduce(sums, d).tolist()
     return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
 
 
@@ -422,11 +463,11 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), unit="batch")
 
 
-def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int):
+def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, d: Dist = Dist()):
     """One epoch of training batches: a permutation drawn from the run's generator for data on the
     device, a DataLoader shuffled by seed + epoch for folders (so --resume sees the same order)."""
     if isinstance(data, FolderData):
-        for i, batch in enumerate(data.batches(cfg.seed + epoch)):
+        for i, batch in enumerate(data.batches(cfg.seed + epoch, d)):
             yield batch
             if cfg.overfit_batch:
                 return
@@ -435,7 +476,10 @@ def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int):
     if cfg.overfit_batch:  # the same first batch every epoch, in the same order
         perm = torch.arange(min(cfg.batch_size, len(data)), device=data.labels.device)
     for start in range(0, len(perm), cfg.batch_size):
-        yield data.batch(perm[start:start + cfg.batch_size], cfg.augment, gen)
+        x, y = data.batch(perm[start:start + cfg.batch_size], cfg.augment, gen)
+        if d.world > 1:  # every process draws the same global batch and keeps its own part
+            x, y = x.tensor_split(d.world)[d.rank], y.tensor_split(d.world)[d.rank]
+        yield x, y
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
@@ -447,7 +491,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     of the best test top-1 so far) and model.safetensors (the final weights).
     """
     cfg.check()
-    device = pick_device(cfg.device)
+    d, device = setup_distributed(cfg.device)
+    if d.rank != 0:
+        log = lambda line: None  # noqa: E731  (rank 0 speaks and writes for the job)
     torch.manual_seed(cfg.seed)
     info = get_model_info(cfg.model)
     folder = cfg.dataset.startswith("folder:")
@@ -481,6 +527,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if cfg.whiten:  # fitted on the training set, applied to both, saved for evaluation
         test_data.zca = train_data.fit_zca()
     steps_per_epoch = 1 if cfg.overfit_batch else math.ceil(len(train_data) / cfg.batch_size)
+    net = model
+    if d.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        log(f"distributed: {d.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // d.world} per "
+            f"process), lr {cfg.lr} as given (for a global batch k times larger, the linear scaling rule "
+            "multiplies the lr by k)")
     opt = make_optimizer(cfg, model)
     schedule = Schedule(cfg, opt, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -490,13 +542,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 "std": list(std), "classes": list(classes), "cnnlab_version": __version__,
                 "git_hash": _git_hash()}
     history, first_epoch, best = [], 1, -1.0
-    if run:
+    writes = run is not None and d.rank == 0  # in a torchrun job, rank 0 writes for all
+    if run and cfg.resume:  # every process restores the same state
+        tensors, meta = load(run / "checkpoint.safetensors")
+        first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
+        history, best = meta["history"], meta["best"]
+        log(f"resuming {run} after epoch {first_epoch - 1}")
+    if writes:
         run.mkdir(parents=True, exist_ok=True)
-        if cfg.resume:
-            tensors, meta = load(run / "checkpoint.safetensors")
-            first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
-            history, best = meta["history"], meta["best"]
-            log(f"resuming {run} after epoch {first_epoch - 1}")
         _write_json(run / "config.json", resolved)
         if cfg.whiten:
             atomic_save({"mean": train_data.zca[0], "matrix": train_data.zca[1]}, run / "whitening.safetensors",
@@ -506,14 +559,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
     steps_done = 0
     for epoch in range(first_epoch, cfg.epochs + 1):
         model.train()
-        batches = epoch_batches(train_data, cfg, gen, epoch)
+        batches = epoch_batches(train_data, cfg, gen, epoch, d)
         total = torch.zeros((), device=device)
         taken = 0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(batches):
             with autocast:
-                loss = loss_fn(model(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
+                loss = loss_fn(net(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm:
@@ -531,18 +584,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 bar.update(min(20, steps_per_epoch - i))
         if bar is not None:
             bar.close()
-        train_loss = total.item() / taken
+        train_loss = _all_reduce(total, d).item() / taken / d.world
         if not math.isfinite(train_loss):
             raise CnnlabError(f"the loss became {train_loss} in epoch {epoch} (lr {cfg.lr}); try a smaller --lr")
         schedule.epoch_end(train_loss)
         with autocast:
-            test = evaluate(model, test_data)
+            test = evaluate(model, test_data, d=d)
         row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_top1": test["top1"],
                "test_top5": test["top5"], "lr": opt.param_groups[0]["lr"],
                "images_per_s": min(taken * cfg.batch_size, len(train_data)) / (time.perf_counter() - t0),
                "time": time.perf_counter() - start}
         history.append(row)
-        if run:
+        if writes:
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             if test["top1"] > best:
@@ -557,9 +610,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if cfg.max_steps and steps_done >= cfg.max_steps:
             log(f"stopped after {steps_done} steps (max steps)")
             break
-    if run:
+    if writes:
         atomic_save(model.state_dict(), run / "model.safetensors", {"config": resolved, "epoch": cfg.epochs})
         plot_history(history, run / "curves.png")
+    if d.started_here:
+        import torch.distributed as dist
+        dist.destroy_process_group()
     last = history[-1]
     return {"test": {"loss": last["test_loss"], "top1": last["test_top1"], "top5": last["test_top5"]},
             "history": history, "model": model}

@@ -113,24 +113,22 @@ def cmd_conv_size(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_float(text: str) -> float:
+def _float(text: str, ok, rule: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _float(text, lambda v: v > 0, "must be positive")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
+    return _float(text, lambda v: v >= 0, "must not be negative")
 
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",

@@ -125,30 +125,35 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
     return [csv_path, png_path]
 
 
+def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """An image file as the (1, C, H, W) input a run's model takes: resized to the dataset's image
+    size, padded to the model's input size, normalised (and whitened) as in training."""
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = cfg["input_size"]
+    ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
+    try:
+        img = Image.open(path).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
+    except (OSError, UnidentifiedImageError) as e:
+        raise CnnlabError(f"{path}: not a readable image ({e})") from None
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
+    x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
+    x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+    if zca is not None:
+        x = ((x.flatten(1) - zca[0]) @ zca[1]).view(1, c, h, w)
+    return x
+
+
 @torch.no_grad()
 def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k classes with probabilities for image files, resized to the model's input size."""
-    from PIL import Image, UnidentifiedImageError
 
     cfg = run_config(run)
     model = load_model(run)
     zca = whitening(run, cfg, "cpu")
-    c, h, w = cfg["input_size"]
-    ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
-    mean = torch.tensor(cfg["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(cfg["std"]).view(1, -1, 1, 1)
     out = []
     for path in images:
-        try:
-            img = Image.open(path).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
-        except (OSError, UnidentifiedImageError) as e:
-            raise CnnlabError(f"{path}: not a readable image ({e})") from None
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
-        x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
-        x = (x - mean) / std
-        if zca is not None:
-            x = ((x.flatten(1) - zca[0]) @ zca[1]).view(1, c, h, w)
-        p = F.softmax(model(x).float(), 1)[0]
+        p = F.softmax(model(image_input(path, cfg, zca)).float(), 1)[0]
         top = p.topk(min(k, len(p)))
         out.append([(cfg["classes"][i], v) for v, i in zip(top.values.tolist(), top.indices.tolist())])
     return out
@@ -199,7 +204,6 @@ def visualize_filters(run: str | Path, out: Path) -> Path:
 @torch.no_grad()
 def visualize_feature_maps(run: str | Path, image: str | Path, layer: str | None, out: Path) -> Path:
     """The feature maps of `layer` (default: the first convolution) for one image file."""
-    from PIL import Image, UnidentifiedImageError
 
     cfg = run_config(run)
     model = load_model(run)
@@ -208,15 +212,7 @@ def visualize_feature_maps(run: str | Path, image: str | Path, layer: str | None
     if layer not in modules or not layer:
         close = [n for n in modules if n and layer.split(".")[-1] in n][:5]
         raise CnnlabError(f"no layer {layer!r} in {cfg['model']}" + (f"; e.g. {', '.join(close)}" if close else ""))
-    c, h, w = cfg["input_size"]
-    ih, iw = cfg.get("image_size", [c, h, w])[1:]
-    try:
-        img = Image.open(image).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
-    except (OSError, UnidentifiedImageError) as e:
-        raise CnnlabError(f"{image}: not a readable image ({e})") from None
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
-    x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
-    x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+    x = image_input(image, cfg, whitening(run, cfg, "cpu"))
     seen = {}
     handle = modules[layer].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
     try:

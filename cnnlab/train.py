@@ -71,6 +71,7 @@ class TrainConfig:
     amp: bool = True  # on CUDA: bf16 autocast and channels_last (no effect on the CPU)
     max_steps: int | None = None  # stop after this many optimisation steps (a quick end-to-end check)
     overfit_batch: bool = False  # train on the first batch only, every step: the loss must go to ~0
+    layer_stats: bool = False  # per-layer activation and gradient statistics after every epoch
     out: str | None = None
     resume: bool = False
     data_dir: str | None = None
@@ -437,6 +438,47 @@ def evaluate(model: nn.Module, data, batch_size: int = 1000, d: Dist = Dist()) -
     return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
 
 
+_RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
+
+
+def layer_statistics(model: nn.Module, x: Tensor, y: Tensor) -> list[dict]:
+    """Per leaf layer on one batch (eval mode, so no statistics are updated): the output's mean
+    and std, the fraction of ReLU outputs that are exactly zero ("dead" for this batch), and the
+    norm of the gradient reaching the layer's weights; vanishing gradients and dead units show here."""
+    was_training = model.training
+    model.eval()
+    rows, hooks = [], []
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+
+    def record(name, module):
+        def hook(mod, inputs, out):
+            if isinstance(out, Tensor) and out.is_floating_point():
+                o = out.detach().float()
+                rows.append({"layer": name, "type": type(mod).__name__, "out_mean": o.mean().item(),
+                             "out_std": o.std().item() if o.numel() > 1 else 0.0,
+                             "dead_fraction": (o == 0).float().mean().item() if isinstance(mod, _RELU_LIKE) else None})
+        return hook
+
+    for name, module in leaves:
+        hooks.append(module.register_forward_hook(record(name, module)))
+    try:
+        model.zero_grad(set_to_none=True)
+        out = model(x)
+        F.cross_entropy(out[0] if isinstance(out, tuple) else out, y).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    modules = dict(leaves)
+    for row in rows:
+        weight = getattr(modules[row["layer"]], "weight", None)
+        grad = weight.grad if isinstance(weight, Tensor) else None
+        row["grad_norm"] = grad.norm().item() if grad is not None else None
+        row["weight_std"] = weight.detach().float().std().item() if isinstance(weight, Tensor) and weight.numel() > 1 else None
+    model.zero_grad(set_to_none=True)
+    return rows
+
+
 def _git_hash() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -588,6 +630,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if not math.isfinite(train_loss):
             raise CnnlabError(f"the loss became {train_loss} in epoch {epoch} (lr {cfg.lr}); try a smaller --lr")
         schedule.epoch_end(train_loss)
+        if cfg.layer_stats and d.rank == 0:
+            x, y = eval_batches(train_data, min(256, cfg.batch_size)).__next__()
+            stats = layer_statistics(model, x, y)
+            if writes:
+                with open(run / "layer_stats.jsonl", "a") as f:
+                    f.writelines(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats)
+            grads = [f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None]
+            log("gradient norms, input to output: " + ", ".join(grads))
         with autocast:
             test = evaluate(model, test_data, d=d)
         row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_top1": test["top1"],

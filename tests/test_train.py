@@ -207,3 +207,25 @@ def test_zca_whitening_decorrelates():
     cov = lambda t: torch.cov(t.flatten(1).T)
     assert cov(before)[0, 1] > 0.5 * cov(before)[0, 0]  # strongly correlated pixels
     assert torch.allclose(cov(after), torch.eye(9), atol=0.05)  # whitened: identity covariance
+
+
+def test_layer_statistics_show_vanishing_gradients_and_dead_units(tmp_path):
+    from cnnlab.train import layer_statistics
+    torch.manual_seed(0)
+    deep = torch.nn.Sequential(*[m for _ in range(12) for m in (torch.nn.Linear(32, 32), torch.nn.Sigmoid())],
+                               torch.nn.Linear(32, 10))
+    x, y = torch.randn(64, 32), torch.randint(0, 10, (64,))
+    rows = [r for r in layer_statistics(deep, x, y) if r["grad_norm"] is not None]
+    assert rows[0]["grad_norm"] < rows[-1]["grad_norm"] / 100  # sigmoids: the gradient vanishes towards the input
+    relu = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.ReLU())
+    with torch.no_grad():
+        relu[0].bias.fill_(-100.0)  # every unit dead
+    dead = [r for r in layer_statistics(relu, x, torch.zeros(64, dtype=torch.long)) if r["type"] == "ReLU"]
+    assert dead[0]["dead_fraction"] == 1.0
+    cfg = recipe("lenet5_modern", "mnist", epochs=1, max_steps=5, layer_stats=True, data_dir=str(DATA),
+                 out=str(tmp_path / "run"))
+    lines = []
+    train(cfg, log=lines.append)
+    assert any(line.startswith("gradient norms, input to output: conv1 ") for line in lines)
+    stats = [json.loads(line) for line in (tmp_path / "run" / "layer_stats.jsonl").read_text().splitlines()]
+    assert [s["layer"] for s in stats][:2] == ["conv1", "relu"] and stats[0]["epoch"] == 1

@@ -133,7 +133,7 @@ def non_negative_float(text: str) -> float:
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
-               "whiten", "layer_stats", "seed", "device", "out", "data_dir")
+               "whiten", "layer_stats", "loss", "target", "seed", "device", "out", "data_dir")
 
 
 def dataset_name(text: str) -> str:
@@ -141,10 +141,11 @@ def dataset_name(text: str) -> str:
 
     if text in DATASETS:
         return text
-    if text.startswith("folder:"):
-        if not Path(text[7:]).exists():
-            raise argparse.ArgumentTypeError(f"no such folder or zip file: {text[7:]}")
-        return text
+    for prefix, what in (("folder:", "folder or zip file"), ("csv:", "CSV file")):
+        if text.startswith(prefix):
+            if not Path(text[len(prefix):]).exists():
+                raise argparse.ArgumentTypeError(f"no such {what}: {text[len(prefix):]}")
+            return text
     import difflib
     close = difflib.get_close_matches(text, DATASETS, n=2)
     raise argparse.ArgumentTypeError(f"unknown dataset {text!r}" + (f"; closest: {', '.join(close)}" if close else "")
@@ -212,7 +213,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
           f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
     result = train(cfg)
-    print(f"test top-1 {100 * result['test']['top1']:.2f}%, top-5 {100 * result['test']['top5']:.2f}%")
+    t = result["test"]
+    print(f"test top-1 {100 * t['top1']:.2f}%, top-5 {100 * t['top5']:.2f}%" if "top1" in t
+          else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)")
     return 0
 
 
@@ -304,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")
     p.add_argument("model", help="a model name from `cnnlab models`")
     p.add_argument("--dataset", type=dataset_name, default=None,
-                   help=f"{', '.join(DATASETS)} or folder:PATH (class sub-folders, or a zip of them)")
+                   help=f"{', '.join(DATASETS)}, folder:PATH (class sub-folders, or a zip of them) or csv:PATH")
+    p.add_argument("--target", help="the column to predict, for csv:PATH")
+    p.add_argument("--loss", choices=("ce", "mse"), help="ce: cross-entropy (default); mse: regression")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--optimizer", choices=OPTIMIZERS)

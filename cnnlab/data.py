@@ -335,3 +335,34 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
     close = difflib.get_close_matches(name, DATASETS, n=3)
     raise DatasetError(f"unknown dataset {name!r}" + (f"; closest: {', '.join(close)}" if close else
                                                         f"; choose from {', '.join(DATASETS)}"))
+
+
+def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """A numeric CSV table with a header: the other columns as features (float32, N x F) and
+    `target` as the value to predict (float32, N). Rows keep their order (time series stay so)."""
+    import csv as csv_module
+
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv_module.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot be read as CSV ({e})") from None
+    if len(rows) < 3:
+        raise DatasetError(f"{path}: needs a header row and at least two data rows")
+    header = [h.strip() for h in rows[0]]
+    if target not in header:
+        raise DatasetError(f"{path}: no column {target!r}; columns: {', '.join(header)}")
+    values = np.empty((len(rows) - 1, len(header)), dtype=np.float32)
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DatasetError(f"{path}, line {i}: {len(row)} values for {len(header)} columns")
+        for j, cell in enumerate(row):
+            try:
+                values[i - 2, j] = float(cell)
+            except ValueError:
+                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number") from None
+    t = header.index(target)
+    features = np.delete(values, t, axis=1)
+    names = tuple(h for k, h in enumerate(header) if k != t)
+    return torch.from_numpy(features), torch.from_numpy(values[:, t].copy()), names

@@ -75,6 +75,8 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
         raise CnnlabError(f"tta must be none or flip, got {tta!r}")
     configs = [run_config(p) for p in paths]
     dataset = dataset or configs[0]["dataset"]
+    if dataset.startswith("csv:"):
+        raise CnnlabError("eval is for classifiers; a regression run's test RMSE and MAE are in its metrics.jsonl")
     dev = pick_device(device)
     probs = None
     for path, cfg in zip(paths, configs):

@@ -72,6 +72,8 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimisation steps (a quick end-to-end check)
     overfit_batch: bool = False  # train on the first batch only, every step: the loss must go to ~0
     layer_stats: bool = False  # per-layer activation and gradient statistics after every epoch
+    loss: str = "ce"  # "ce": cross-entropy (classification); "mse": squared error (regression, csv: data)
+    target: str | None = None  # the column to predict, for dataset csv:PATH
     out: str | None = None
     resume: bool = False
     data_dir: str | None = None
@@ -100,6 +102,10 @@ class TrainConfig:
                 raise CnnlabError(f"{name.replace('_', ' ')} must not be negative, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise CnnlabError(f"max steps must be at least 1, got {self.max_steps}")
+        if self.loss not in ("ce", "mse"):
+            raise CnnlabError(f"loss must be ce or mse, got {self.loss!r}")
+        if self.dataset.startswith("csv:") and (self.loss != "mse" or not self.target):
+            raise CnnlabError("a csv: dataset is a regression: give --target COLUMN and --loss mse")
         if self.resume and not self.out:
             raise CnnlabError("resume needs the run directory (--out) of the run to continue")
 
@@ -119,9 +125,15 @@ RECIPES = {
 }
 
 
+# Regression on a numeric table (the lectures' temperature predictor): Adam on the squared error.
+TABLE_RECIPE = dict(loss="mse", optimizer="adam", lr=3e-3, weight_decay=0.0, schedule="cosine", epochs=30,
+                    batch_size=32)
+
+
 def recipe(model: str, dataset: str, **overrides) -> TrainConfig:
     """The default recipe for a model and dataset, with `overrides` (None values ignored) on top."""
-    settings = {**RECIPES.get((model, dataset), {}), **{k: v for k, v in overrides.items() if v is not None}}
+    base = TABLE_RECIPE if dataset.startswith("csv:") else RECIPES.get((model, dataset), {})
+    settings = {**base, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(model=model, dataset=dataset, **settings)
 
 
@@ -303,6 +315,32 @@ class FolderData:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
+class TableData:
+    """A numeric table on the device (csv:PATH): features standardised with the training rows'
+    mean and std, targets as they are. The first 80 % of the rows train, the last 20 % test."""
+
+    def __init__(self, features: Tensor, targets: Tensor, mean: Tensor, std: Tensor, device: torch.device):
+        self.x = ((features - mean) / std).to(device)
+        self.labels = targets.to(device)
+        self.classes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, idx: Tensor, augment: tuple[str, ...] = (), generator=None):
+        return self.x[idx], self.labels[idx]
+
+
+def table_data(path: str, target: str, device: torch.device) -> tuple[TableData, TableData, Tensor, Tensor]:
+    from .data import load_csv
+
+    features, targets, _ = load_csv(path, target)
+    cut = max(1, int(0.8 * len(targets)))
+    mean, std = features[:cut].mean(0), features[:cut].std(0).clamp_min(1e-8)
+    return (TableData(features[:cut], targets[:cut], mean, std, device),
+            TableData(features[cut:], targets[cut:], mean, std, device), mean, std)
+
+
 def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128):
     """DeviceData for the small datasets, FolderData for `folder:PATH`."""
     if dataset.startswith("folder:"):
@@ -404,7 +442,10 @@ def penalty(model: nn.Module, l1: float, l2: float) -> Tensor | float:
 
 
 def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
-    """Cross-entropy; GoogLeNet's auxiliary classifiers add 0.3 x their losses (Szegedy et al. §5)."""
+    """Cross-entropy; GoogLeNet's auxiliary classifiers add 0.3 x their losses (Szegedy et al. §5).
+    Float targets (regression) get the mean squared error."""
+    if y.is_floating_point():
+        return F.mse_loss(out.squeeze(1), y)
     if isinstance(out, tuple):
         main, *aux = out
         return F.cross_entropy(main, y, label_smoothing=label_smoothing) + 0.3 * sum(
@@ -426,6 +467,10 @@ def eval_batches(data, batch_size: int = 1000, d: Dist = Dist()):
 def evaluate(model: nn.Module, data, batch_size: int = 1000, d: Dist = Dist()) -> dict:
     """Loss, top-1 and top-5 accuracy of `model` on all of `data` (summed over a torchrun job)."""
     model.eval()
+    if isinstance(data, TableData):  # regression: mean squared error, RMSE, mean absolute error
+        err = model(data.x).float().squeeze(1) - data.labels
+        mse = err.pow(2).mean().item()
+        return {"loss": mse, "rmse": mse ** 0.5, "mae": err.abs().mean().item()}
     sums = None
     for x, y in eval_batches(data, batch_size, d):
         logits = model(x).float()
@@ -538,13 +583,20 @@ def train(cfg: TrainConfig, log=print) -> dict:
         log = lambda line: None  # noqa: E731  (rank 0 speaks and writes for the job)
     torch.manual_seed(cfg.seed)
     info = get_model_info(cfg.model)
-    folder = cfg.dataset.startswith("folder:")
-    mean, std = IMAGENET_NORMALIZATION if folder else NORMALIZATION.get(cfg.dataset, (None, None))
+    folder, table = cfg.dataset.startswith("folder:"), cfg.dataset.startswith("csv:")
+    if table:
+        if cfg.model != "mlp" or cfg.whiten or cfg.augment:
+            raise CnnlabError("a csv: dataset trains the mlp model, without --whiten or --augment")
+        train_data, test_data, mean, std = table_data(cfg.dataset[4:], cfg.target, device)
+        cfg.model_kwargs = {**cfg.model_kwargs, "in_features": train_data.x.shape[1]}
+        mean, std = mean.tolist(), std.tolist()
+    else:
+        mean, std = IMAGENET_NORMALIZATION if folder else NORMALIZATION.get(cfg.dataset, (None, None))
     if mean is None:
         raise CnnlabError(f"unknown dataset {cfg.dataset!r}; use mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
-    train_split = None if folder else load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
-    classes = ImageFolder(cfg.dataset[7:], True).classes if folder else train_split.classes
-    num_classes = len(classes)
+    train_split = None if folder or table else load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    classes = ImageFolder(cfg.dataset[7:], True).classes if folder else () if table else train_split.classes
+    num_classes = len(classes) or 1  # a regression has one output
     model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
                          **cfg.model_kwargs)
     initialize(model, cfg.init)
@@ -556,7 +608,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model.to(device, memory_format=torch.channels_last if fast_cuda else torch.preserve_format)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast_cuda)
     size = getattr(model, "input_size", info.input_size)
-    if folder:
+    if table:
+        size = (train_data.x.shape[1],)
+    elif folder:
         train_data = FolderData(cfg.dataset[7:], True, size, mean, std, cfg.batch_size, device)
         test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device)
     else:
@@ -583,7 +637,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 "image_size": list(train_split.images.shape[1:]) if train_split else list(size), "mean": list(mean),
                 "std": list(std), "classes": list(classes), "cnnlab_version": __version__,
                 "git_hash": _git_hash()}
-    history, first_epoch, best = [], 1, -1.0
+    history, first_epoch, best = [], 1, None
     writes = run is not None and d.rank == 0  # in a torchrun job, rank 0 writes for all
     if run and cfg.resume:  # every process restores the same state
         tensors, meta = load(run / "checkpoint.safetensors")
@@ -640,22 +694,24 @@ def train(cfg: TrainConfig, log=print) -> dict:
             log("gradient norms, input to output: " + ", ".join(grads))
         with autocast:
             test = evaluate(model, test_data, d=d)
-        row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_top1": test["top1"],
-               "test_top5": test["top5"], "lr": opt.param_groups[0]["lr"],
+        row = {"epoch": epoch, "train_loss": train_loss, **{f"test_{k}": v for k, v in test.items()},
+               "lr": opt.param_groups[0]["lr"],
                "images_per_s": min(taken * cfg.batch_size, len(train_data)) / (time.perf_counter() - t0),
                "time": time.perf_counter() - start}
         history.append(row)
         if writes:
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            if test["top1"] > best:
-                best = test["top1"]
+            score = test.get("top1", -test["loss"])  # accuracy, or minus the error of a regression
+            if best is None or score > best:
+                best = score
                 atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
             tensors, meta = pack_training_state(model, opt, schedule, epoch, gen,
                                                 {"config": resolved, "history": history, "best": best})
             atomic_save(tensors, run / "checkpoint.safetensors", meta)
-        log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  "
-            f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%  "
+        quality = (f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%" if "top1" in test
+                   else f"RMSE {test['rmse']:.4f}  MAE {test['mae']:.4f}")
+        log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  {quality}  "
             f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
         if cfg.max_steps and steps_done >= cfg.max_steps:
             log(f"stopped after {steps_done} steps (max steps)")
@@ -666,8 +722,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if d.started_here:
         import torch.distributed as dist
         dist.destroy_process_group()
-    last = history[-1]
-    return {"test": {"loss": last["test_loss"], "top1": last["test_top1"], "top5": last["test_top5"]},
+    return {"test": {k[5:]: v for k, v in history[-1].items() if k.startswith("test_")},
             "history": history, "model": model}
 
 
@@ -683,9 +738,14 @@ def plot_history(history: list[dict], path: Path) -> None:
     a.plot(epochs, [r["test_loss"] for r in history], label="test")
     a.set_title("loss")
     a.legend()
-    b.plot(epochs, [100 * r["test_top1"] for r in history], label="top-1")
-    b.plot(epochs, [100 * r["test_top5"] for r in history], label="top-5")
-    b.set_title("test accuracy (%)")
+    if "test_top1" in history[0]:
+        b.plot(epochs, [100 * r["test_top1"] for r in history], label="top-1")
+        b.plot(epochs, [100 * r["test_top5"] for r in history], label="top-5")
+        b.set_title("test accuracy (%)")
+    else:
+        b.plot(epochs, [r["test_rmse"] for r in history], label="RMSE")
+        b.plot(epochs, [r["test_mae"] for r in history], label="MAE")
+        b.set_title("test error")
     b.legend()
     c.plot(epochs, [r["lr"] for r in history])
     c.set_title("learning rate (end of epoch)")

@@ -229,3 +229,42 @@ def test_layer_statistics_show_vanishing_gradients_and_dead_units(tmp_path):
     assert any(line.startswith("gradient norms, input to output: conv1 ") for line in lines)
     stats = [json.loads(line) for line in (tmp_path / "run" / "layer_stats.jsonl").read_text().splitlines()]
     assert [s["layer"] for s in stats][:2] == ["conv1", "relu"] and stats[0]["epoch"] == 1
+
+
+def _temperatures(path, days=900, seed=0):
+    """Daily mean temperatures (a yearly cycle plus noise) as the lectures' table: the last three
+    days' means and tomorrow's."""
+    import math
+    import random
+    rng = random.Random(seed)
+    t = [10 + 8 * math.sin(2 * math.pi * d / 365) + rng.gauss(0, 1.5) for d in range(days)]
+    lines = ["day_minus_2,day_minus_1,today,tomorrow"]
+    lines += [f"{t[i - 2]:.2f},{t[i - 1]:.2f},{t[i]:.2f},{t[i + 1]:.2f}" for i in range(2, days - 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_lectures_temperature_regressor(tmp_path):
+    csv = _temperatures(tmp_path / "temps.csv")
+    cfg = recipe("mlp", f"csv:{csv}", target="tomorrow", out=str(tmp_path / "run"))
+    result = train(cfg, log=lambda line: None)
+    rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+    test_rows = rows[int(0.8 * len(rows)):]
+    tomorrow = torch.tensor([float(r[3]) for r in test_rows])
+    persistence = (torch.tensor([float(r[2]) for r in test_rows]) - tomorrow).pow(2).mean().sqrt().item()
+    assert result["test"]["rmse"] < persistence  # better than "tomorrow = today"
+    assert result["test"]["rmse"] < 1.25 * 1.5  # within 25 % of the noise floor (the daily noise's sigma)
+    model = cnnlab.load_model(tmp_path / "run")
+    assert model.fc.out_features == 1 and model.in_features == 3
+
+
+def test_csv_errors(tmp_path):
+    from cnnlab.data import DatasetError, load_csv
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,y\n1,2,3\n4,x,6\n7,8,9\n")
+    with pytest.raises(DatasetError, match=r"bad.csv, line 3, column 'b': 'x' is not a number"):
+        load_csv(bad, "y")
+    with pytest.raises(DatasetError, match="no column 'z'; columns: a, b, y"):
+        load_csv(bad, "z")
+    with pytest.raises(CnnlabError, match="give --target COLUMN and --loss mse"):
+        train(TrainConfig(model="mlp", dataset=f"csv:{bad}", loss="ce", target="y"))

@@ -220,11 +220,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_runs, write_confusion
+    from .evaluate import evaluate_runs, write_confusion, write_gallery
 
     result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device)
     out = Path(args.out) if args.out else (Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
     files = write_confusion(result, out) if out else []
+    if out and (gallery := write_gallery(result, out / "misclassified.png")):
+        files.append(gallery)
+    result.pop("_gallery", None)
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return 0
@@ -343,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate runs on a test split: accuracy, per-class accuracy, confusion")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or .safetensors files; several: ensemble")
     p.add_argument("--dataset", type=dataset_name, help="default: the run's")
-    p.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
+    p.add_argument("--tta", choices=("none", "flip", "10crop"), default="none",
+                   help="test-time augmentation: mirror images, or 4 corner + centre crops and their mirrors")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--out", help="where confusion.csv/png go (default: the run directory)")
     p.add_argument("--device", default="auto")

@@ -41,16 +41,34 @@ def whitening(path: str | Path, cfg: dict, device) -> tuple[Tensor, Tensor] | No
     return tensors["mean"].to(device), tensors["matrix"].to(device)
 
 
+TTA = ("none", "flip", "10crop")
+
+
+def views(x: Tensor, tta: str, data) -> list[Tensor]:
+    """The test-time views of a normalised batch: itself; with its mirror image ("flip"); or the
+    four corner crops and the centre crop of the 4-pixel padded image, each also mirrored
+    ("10crop", AlexNet's test-time scheme at the scale of the training crops)."""
+    if tta == "flip":
+        return [x, x.flip(3)]
+    if tta == "10crop":
+        if not isinstance(data, DeviceData) or data.zca is not None:
+            raise CnnlabError("10-crop test-time augmentation works on in-memory datasets without whitening")
+        p, (h, w) = 4, x.shape[2:]
+        padded = (-data.mean / data.std).expand(x.shape[0], -1, h + 2 * p, w + 2 * p).clone()  # black borders
+        padded[:, :, p:p + h, p:p + w] = x
+        crops = [padded[:, :, dy:dy + h, dx:dx + w] for dy, dx in ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p), (p, p))]
+        return crops + [c.flip(3) for c in crops]
+    return [x]
+
+
 @torch.no_grad()
-def predict_proba(model: nn.Module, data: DeviceData, tta: str = "none", batch_size: int = 1000) -> Tensor:
-    """Softmax probabilities for every image; tta="flip" averages them with the mirrored image's."""
+def predict_proba(model: nn.Module, data, tta: str = "none", batch_size: int = 1000) -> Tensor:
+    """Softmax probabilities for every image, averaged over the test-time views (`views`)."""
     model.eval()
     out = []
     for x, _ in eval_batches(data, batch_size):
-        p = F.softmax(model(x).float(), 1)
-        if tta == "flip":
-            p = (p + F.softmax(model(x.flip(3)).float(), 1)) / 2
-        out.append(p)
+        vs = views(x, tta, data)
+        out.append(sum(F.softmax(model(v).float(), 1) for v in vs) / len(vs))
     return torch.cat(out)
 
 
@@ -71,8 +89,8 @@ def metrics(probs: Tensor, labels: Tensor, classes) -> dict:
 def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str = "none",
                   data_dir: str | None = None, device: str = "auto") -> dict:
     """Evaluate one run, or an ensemble of runs (their softmax outputs averaged), on the test split."""
-    if tta not in ("none", "flip"):
-        raise CnnlabError(f"tta must be none or flip, got {tta!r}")
+    if tta not in TTA:
+        raise CnnlabError(f"tta must be one of {', '.join(TTA)}, got {tta!r}")
     configs = [run_config(p) for p in paths]
     dataset = dataset or configs[0]["dataset"]
     if dataset.startswith("csv:"):
@@ -88,9 +106,43 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
             data.zca = whitening(path, cfg, dev)
         p = predict_proba(model, data, tta)
         probs = p if probs is None else probs + p
-    result = metrics(probs / len(paths), data.labels, data.classes)
+    probs = probs / len(paths)
+    result = metrics(probs, data.labels, data.classes)
     result.update(dataset=dataset, runs=[str(p) for p in paths], tta=tta)
+    result["_gallery"] = (data, probs)  # for write_gallery; not part of the JSON
     return result
+
+
+def write_gallery(result: dict, path: Path, count: int = 32) -> Path | None:
+    """A PNG of the first `count` misclassified test images, each titled true -> predicted (p)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data, probs = result["_gallery"]
+    predicted = probs.argmax(1)
+    wrong = (predicted != data.labels).nonzero().flatten()[:count].tolist()
+    if not wrong:
+        return None
+    cols = min(8, len(wrong))
+    rows = math.ceil(len(wrong) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        if isinstance(data, DeviceData):
+            img = data.images[i].permute(1, 2, 0).cpu().numpy()
+        else:
+            img = np.asarray(data.dataset.read(i))
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
+        true, pred = data.classes[data.labels[i]], data.classes[predicted[i]]
+        ax.set_title(f"{true} -> {pred}\n{100 * probs[i, predicted[i]].item():.0f}%", fontsize=7)
+    fig.suptitle(f"misclassified: {len(wrong)} shown of {int((predicted != data.labels).sum())}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_confusion(result: dict, out_dir: Path) -> list[Path]:

@@ -98,3 +98,23 @@ def test_visualize_filters_and_feature_maps(runs, tmp_path, capsys):
     assert "no layer 'conv9' in lenet5" in capsys.readouterr().err
     assert main(["visualize", str(runs[0][0]), "--filters"]) == 2  # an MLP has no convolution
     assert "no convolution" in capsys.readouterr().err
+
+
+def test_ten_crop_views_and_the_misclassified_gallery(runs, tmp_path):
+    from cnnlab.evaluate import views
+    from cnnlab.train import DeviceData
+    data = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), (0.1307,), (0.3081,),
+                      torch.device("cpu"))
+    x, _ = data.batch(torch.arange(4))
+    crops = views(x, "10crop", data)
+    assert len(crops) == 10 and all(c.shape == x.shape for c in crops)
+    assert torch.equal(crops[4], x) and torch.equal(crops[9], x.flip(3))  # the centre crop is the image
+    black = -0.1307 / 0.3081
+    assert torch.allclose(crops[0][:, :, :4, :], torch.full_like(crops[0][:, :, :4, :], black))
+    run, _ = runs[0]
+    ev = evaluate_runs([run], tta="10crop", data_dir=str(DATA))
+    # an MLP has no translation invariance: shifted crops hurt it (why CNNs share weights)
+    assert ev["tta"] == "10crop" and ev["images"] == 10_000
+    assert 0.1 < ev["top1"] < evaluate_runs([run], data_dir=str(DATA))["top1"]
+    assert main(["eval", str(run), "--data-dir", str(DATA), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "misclassified.png").read_bytes()[:4] == b"\x89PNG"

@@ -133,7 +133,7 @@ def non_negative_float(text: str) -> float:
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
-               "whiten", "layer_stats", "loss", "target", "seed", "device", "out", "data_dir")
+               "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir")
 
 
 def dataset_name(text: str) -> str:
@@ -339,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="JSON or TOML file of settings (explicit flags win)")
     p.add_argument("--max-steps", type=positive_int, help="stop after N optimisation steps (quick check)")
     p.add_argument("--overfit-batch", action="store_true", help="train on one batch only; the loss must go to ~0")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model for training")
     p.add_argument("--layer-stats", action="store_true", default=None,
                    help="per-layer activation and gradient statistics after every epoch (layer_stats.jsonl)")
     p.set_defaults(func=cmd_train)

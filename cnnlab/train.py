@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # on CUDA: bf16 autocast and channels_last (no effect on the CPU)
+    compile: bool = False  # torch.compile the training step's model
     max_steps: int | None = None  # stop after this many optimisation steps (a quick end-to-end check)
     overfit_batch: bool = False  # train on the first batch only, every step: the loss must go to ~0
     layer_stats: bool = False  # per-layer activation and gradient statistics after every epoch
@@ -629,6 +630,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         log(f"distributed: {d.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // d.world} per "
             f"process), lr {cfg.lr} as given (for a global batch k times larger, the linear scaling rule "
             "multiplies the lr by k)")
+    if cfg.compile:
+        net = torch.compile(net)
     opt = make_optimizer(cfg, model)
     schedule = Schedule(cfg, opt, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)

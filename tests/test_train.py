@@ -268,3 +268,12 @@ def test_csv_errors(tmp_path):
         load_csv(bad, "z")
     with pytest.raises(CnnlabError, match="give --target COLUMN and --loss mse"):
         train(TrainConfig(model="mlp", dataset=f"csv:{bad}", loss="ce", target="y"))
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager():
+    common = dict(epochs=1, max_steps=5, batch_size=64, data_dir=str(DATA), schedule="none")
+    eager = train(recipe("mlp", "mnist", **common), log=lambda line: None)["model"]
+    compiled = train(recipe("mlp", "mnist", compile=True, **common), log=lambda line: None)["model"]
+    for (k, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), k

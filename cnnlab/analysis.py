@@ -225,7 +225,8 @@ class _Tracer(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if not self.paused and _fname(func) in _SAME_SHAPE and isinstance(args[0], Tensor):
+        name = _fname(func)
+        if not self.paused and name in _SAME_SHAPE and isinstance(args[0], Tensor):
             out = torch.empty_like(args[0])  # PyTorch's meta batch norm is a slow Python decomposition
         else:
             out = func(*args, **kwargs)
@@ -235,7 +236,6 @@ class _Tracer(TorchFunctionMode):
         inputs += [a for a in _flat(kwargs.values()) if isinstance(a, Tensor) and id(a) in self.info]
         if not inputs:
             return out  # not on the data path (e.g. weight arithmetic)
-        name = _fname(func)
         rf, jump, macs, geometry = self._effect(name, args, kwargs, inputs, out)
         depth = max(self.info[id(t)][2] for t in inputs) + (name in _CONV or name in _CONV_T or name in _FC)
         for t in _flat([out]):

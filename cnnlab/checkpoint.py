@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import Tensor
 
 from .errors import WeightsError
@@ -43,9 +43,8 @@ def load(path: Path) -> tuple[dict[str, Tensor], dict]:
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     try:
-        tensors = load_file(path)
-        from safetensors import safe_open
-        with safe_open(path, "pt") as f:
+        with safe_open(path, "pt") as f:  # one read gives the tensors and the metadata
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
             meta = (f.metadata() or {}).get("cnnlab")
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None

@@ -283,17 +283,16 @@ class FolderData:
     """An image folder streamed through a DataLoader (workers, pinned memory): random resized
     crops and flips for training, resize and centre crop for evaluation, then normalisation."""
 
-    def __init__(self, root: str, train: bool, size: tuple[int, ...], mean, std, batch_size: int,
+    def __init__(self, root: str | ImageFolder, train: bool, size: tuple[int, ...], mean, std, batch_size: int,
                  device: torch.device, workers: int | None = None):
         from torchvision.transforms import v2
-
-        from .data import ImageFolder
 
         h = size[1]
         steps = [v2.RandomResizedCrop(size[1:], antialias=True), v2.RandomHorizontalFlip()] if train else \
             [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
         tf = v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
-        self.dataset = ImageFolder(root, train, tf)
+        self.dataset = root if isinstance(root, ImageFolder) else ImageFolder(root, train)  # listed once
+        self.dataset.transform = tf
         self.classes, self.labels = self.dataset.classes, self.dataset.labels.to(device)
         self.train, self.batch_size, self.device = train, batch_size, device
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
@@ -596,7 +595,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if mean is None:
         raise CnnlabError(f"unknown dataset {cfg.dataset!r}; use mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
     train_split = None if folder or table else load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
-    classes = ImageFolder(cfg.dataset[7:], True).classes if folder else () if table else train_split.classes
+    folder_train = ImageFolder(cfg.dataset[7:], True) if folder else None
+    classes = folder_train.classes if folder else () if table else train_split.classes
     num_classes = len(classes) or 1  # a regression has one output
     model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
                          **cfg.model_kwargs)
@@ -612,7 +612,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if table:
         size = (train_data.x.shape[1],)
     elif folder:
-        train_data = FolderData(cfg.dataset[7:], True, size, mean, std, cfg.batch_size, device)
+        train_data = FolderData(folder_train, True, size, mean, std, cfg.batch_size, device)
         test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device)
     else:
         train_data = DeviceData(train_split, size, mean, std, device)

@@ -347,8 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate runs on a test split: accuracy, per-class accuracy, confusion")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or .safetensors files; several: ensemble")
     p.add_argument("--dataset", type=dataset_name, help="default: the run's")
-    p.add_argument("--tta", choices=("none", "flip", "10crop"), default="none",
-                   help="test-time augmentation: mirror images, or 4 corner + centre crops and their mirrors")
+    p.add_argument("--tta", choices=("none", "flip", "10crop", "multicrop"), default="none",
+                   help="test-time augmentation: mirror images; 4 corner + centre crops and their mirrors "
+                        "(AlexNet); or GoogLeNet's crops at 4 scales (48 views)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--out", help="where confusion.csv/png go (default: the run directory)")
     p.add_argument("--device", default="auto")

@@ -41,7 +41,10 @@ def whitening(path: str | Path, cfg: dict, device) -> tuple[Tensor, Tensor] | No
     return tensors["mean"].to(device), tensors["matrix"].to(device)
 
 
-TTA = ("none", "flip", "10crop")
+TTA = ("none", "flip", "10crop", "multicrop")
+
+# GoogLeNet's test scales: the shorter side resized to 256, 288, 320 and 352 for 224-pixel crops
+MULTICROP_SCALES = (256 / 224, 288 / 224, 320 / 224, 352 / 224)
 
 
 def views(x: Tensor, tta: str, data) -> list[Tensor]:
@@ -58,7 +61,30 @@ def views(x: Tensor, tta: str, data) -> list[Tensor]:
         padded[:, :, p:p + h, p:p + w] = x
         crops = [padded[:, :, dy:dy + h, dx:dx + w] for dy, dx in ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p), (p, p))]
         return crops + [c.flip(3) for c in crops]
+    if tta == "multicrop":
+        return multicrop(x)
     return [x]
+
+
+def multicrop(x: Tensor) -> list[Tensor]:
+    """GoogLeNet's test-time crops (Szegedy et al. 2015, section 7) at the scale of the input:
+    the image resized to 8/7, 9/7, 10/7 and 11/7 of the crop size (256 to 352 for 224); from
+    each the four corner crops, the centre crop and the whole image resized to the crop size;
+    each also mirrored. GoogLeNet's images were not square, so it also took the left, centre and
+    right squares (144 views); a batch here is square at the model's input size, and those three
+    squares coincide: 4 x 6 x 2 = 48 views."""
+    size = x.shape[2]
+    if x.shape[3] != size:
+        raise CnnlabError(f"multi-crop needs square images, got {tuple(x.shape[2:])}")
+    out = []
+    for scale in MULTICROP_SCALES:
+        side = round(size * scale)
+        big = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+        m = side - size
+        crops = [big[:, :, dy:dy + size, dx:dx + size] for dy, dx in ((0, 0), (0, m), (m, 0), (m, m), (m // 2, m // 2))]
+        crops.append(F.interpolate(big, size=(size, size), mode="bilinear", align_corners=False, antialias=True))
+        out += crops + [c.flip(3) for c in crops]
+    return out
 
 
 @torch.no_grad()

@@ -118,3 +118,24 @@ def test_ten_crop_views_and_the_misclassified_gallery(runs, tmp_path):
     assert 0.1 < ev["top1"] < evaluate_runs([run], data_dir=str(DATA))["top1"]
     assert main(["eval", str(run), "--data-dir", str(DATA), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "misclassified.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_googlenet_multicrop_views(runs):
+    from cnnlab.evaluate import MULTICROP_SCALES, views
+    # GoogLeNet's scales: 256, 288, 320 and 352 pixels for 224-pixel crops
+    assert [round(224 * s) for s in MULTICROP_SCALES] == [256, 288, 320, 352]
+    x = torch.arange(2 * 28 * 28, dtype=torch.float32).view(2, 1, 28, 28) / 1000
+    crops = views(x, "multicrop", None)
+    assert len(crops) == 48 and all(c.shape == x.shape for c in crops)
+    for i in range(4):  # per scale: 6 crops, then their 6 mirror images
+        block = crops[12 * i:12 * i + 12]
+        assert all(torch.equal(m, c.flip(3)) for c, m in zip(block[:6], block[6:]))
+    # at 32 pixels (28 x 8/7) the corner crops start 4 pixels apart and the centre crop 2 pixels in
+    big = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", antialias=True)
+    assert torch.equal(crops[3], big[:, :, 4:, 4:]) and torch.equal(crops[4], big[:, :, 2:30, 2:30])
+    assert torch.allclose(crops[5], x, atol=0.05)  # the whole image, enlarged and shrunk back
+    with pytest.raises(CnnlabError, match="square"):
+        views(torch.zeros(1, 1, 28, 30), "multicrop", None)
+    run, _ = runs[0]
+    ev = evaluate_runs([run], tta="multicrop", data_dir=str(DATA))
+    assert ev["tta"] == "multicrop" and ev["images"] == 10_000 and 0.1 < ev["top1"] < 1

@@ -27,6 +27,13 @@ def test_one_epoch_writes_a_readable_run_directory(tmp_path):
     x, _ = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), config["mean"],
                       config["std"], torch.device("cpu")).batch(torch.arange(500))
     assert (model(x).argmax(1) == load_dataset("mnist", False, DATA).labels[:500]).float().mean() > 0.95
+    # the same per-epoch metrics for TensorBoard (installed with the test extras)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    board = EventAccumulator(str(run / "tensorboard"))
+    board.Reload()
+    assert {"train_loss", "test_top1", "test_loss", "lr", "images_per_s"} <= set(board.Tags()["scalars"])
+    (event,) = board.Scalars("test_top1")
+    assert event.step == 1 and event.value == pytest.approx(rows[0]["test_top1"], rel=1e-6)
 
 
 class Interrupted(Exception):
@@ -277,3 +284,14 @@ def test_compiled_training_matches_eager():
     compiled = train(recipe("mlp", "mnist", compile=True, **common), log=lambda line: None)["model"]
     for (k, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), k
+
+
+def test_every_default_recipe_is_valid_for_a_registered_model():
+    from cnnlab.train import RECIPES, Schedule, make_optimizer
+    for (model, dataset), settings in RECIPES.items():
+        cfg = recipe(model, dataset)
+        cfg.check()
+        assert {k: getattr(cfg, k) for k in settings} == settings
+        net = cnnlab.create_model(model, num_classes=10)
+        Schedule(cfg, make_optimizer(cfg, net), 100)  # the optimiser and schedule build
+    assert recipe("lenet5_modern", "mnist", lr=0.01).lr == 0.01  # explicit settings win

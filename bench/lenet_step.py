@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import cnnlab
 from cnnlab.data import load_dataset
-from cnnlab.train import DeviceData, epoch_batches, recipe
+from cnnlab.train import DeviceData, epoch_batches, epoch_order, recipe
 
 
 def variant(data, cfg, channels_last: bool, fused: bool):
@@ -25,7 +25,8 @@ def variant(data, cfg, channels_last: bool, fused: bool):
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             **({"fused": True} if fused else {"foreach": True}))
-    batches = epoch_batches(data, cfg, torch.Generator().manual_seed(0), 1)
+    gen = torch.Generator().manual_seed(0)
+    batches = epoch_batches(data, cfg, gen, 1, epoch_order(data, cfg, gen, 1))
 
     def run(steps: int) -> None:
         for _ in range(steps):

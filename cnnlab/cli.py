@@ -187,13 +187,32 @@ def read_config(path: str | None) -> dict:
     return data
 
 
+def resumed_settings(args: argparse.Namespace) -> dict:
+    """With --resume, the settings the run was started with (its config.json); flags win."""
+    from .train import TrainConfig
+
+    config = Path(args.out) / "config.json" if args.resume and args.out else None
+    if config is None or not config.is_file():
+        return {}
+    try:
+        saved = json.loads(config.read_text())
+    except (OSError, ValueError) as e:
+        raise CnnlabError(f"{config}: not readable ({e}); cannot resume this run") from None
+    if not isinstance(saved, dict) or saved.get("model") != args.model:
+        raise CnnlabError(f"{args.out} is a run of {saved.get('model') if isinstance(saved, dict) else '?'}, "
+                          f"not of {args.model}")
+    keep = set(TrainConfig.__dataclass_fields__) - {"model", "out", "resume", "max_steps"}
+    return {k: v for k, v in saved.items() if k in keep}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .registry import get_model_info
     from .train import recipe, train
 
     get_model_info(args.model)  # unknown names fail before any data is read
     augment = tuple(a for a in (args.augment or "").split(",") if a) if args.augment is not None else None
-    settings = {**read_config(args.config), **{k: v for k in TRAIN_FLAGS if (v := getattr(args, k)) is not None}}
+    settings = {**resumed_settings(args), **read_config(args.config),
+                **{k: v for k in TRAIN_FLAGS if (v := getattr(args, k)) is not None}}
     if augment is not None:
         settings["augment"] = augment
     if "augment" in settings:
@@ -381,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"cnnlab: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130

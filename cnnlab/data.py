@@ -23,11 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import CnnlabError
-
-
-class DatasetError(CnnlabError, ValueError):
-    """A dataset that is missing, corrupt or of the wrong format."""
+from .errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -237,6 +233,7 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __init__(self, root: str | os.PathLike, train: bool, transform=None):
         self.root, self.transform, self._zip = Path(root), transform, None
+        self.bad_images = "raise"
         names = self._list()
         split_dirs = {n.split("/")[0] for n in names if n.count("/") >= 2}
         test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
@@ -279,15 +276,31 @@ class ImageFolder(torch.utils.data.Dataset):
             data = self._zip.read(name)
         try:
             return Image.open(io.BytesIO(data)).convert("RGB")
-        except OSError as e:
-            raise DatasetError(f"{self.root}/{name}: not a readable image ({e})") from None
+        except Exception as e:  # noqa: BLE001  (any file content: PIL raises OSError, ValueError, SyntaxError, ...)
+            raise DatasetError(f"{self.root}/{name}: not a readable image ({type(e).__name__}: {e})") from None
 
     def __getitem__(self, i: int):
-        img = self.read(i)
+        """(image, label); with `bad_images = "return"`, (None, message) for an unreadable file
+        instead of an error, so a DataLoader's main process can decide (`collate_readable`)."""
+        try:
+            img = self.read(i)
+        except DatasetError as e:
+            if self.bad_images == "return":
+                return None, str(e)
+            raise
         return (self.transform(img) if self.transform else img), self.samples[i][1]
 
     def __getstate__(self):  # zip handles do not cross process boundaries
         return {**self.__dict__, "_zip": None}
+
+
+def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:
+    """DataLoader collate for ImageFolder(bad_images="return"): the readable images stacked, their
+    labels, and the messages naming the unreadable files."""
+    good = [(x, y) for x, y in batch if x is not None]
+    bad = [msg for x, msg in batch if x is None]
+    x = torch.stack([x for x, _ in good]) if good else None
+    return x, torch.tensor([y for _, y in good], dtype=torch.long), bad
 
 
 def _cached(source: Path, key: str, build) -> Split:

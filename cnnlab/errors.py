@@ -24,3 +24,17 @@ class WeightsError(CnnlabError, ValueError):
 
 class ConvArithmeticError(CnnlabError, ValueError):
     """A convolution or pooling geometry that does not fit its input."""
+
+
+class DatasetError(CnnlabError, ValueError):
+    """A dataset that is missing, corrupt or of the wrong format."""
+
+
+class TrainingDiverged(CnnlabError, ArithmeticError):
+    """The loss became NaN or infinite; the last checkpoint written before it is kept."""
+
+
+class TrainingInterrupted(CnnlabError):
+    """Ctrl-C or SIGTERM stopped a run; a resumable checkpoint was written if the run has --out."""
+
+    exit_code = 130

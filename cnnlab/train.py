@@ -11,9 +11,11 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,8 +26,8 @@ from torch import Tensor, nn
 
 from . import __version__
 from .checkpoint import atomic_save, load, pack_training_state, unpack_training_state
-from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, load_dataset
-from .errors import CnnlabError, WeightsError
+from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset
+from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
 from .registry import create_model, get_model_info
 
 # Per-channel mean and std of the training images, after scaling to [0, 1].
@@ -78,6 +80,11 @@ class TrainConfig:
     target: str | None = None  # the column to predict, for dataset csv:PATH
     out: str | None = None
     resume: bool = False
+    # checkpoint.safetensors is rewritten after every epoch, and also every N steps and/or every
+    # M minutes inside an epoch when set (a killed run loses at most that much work)
+    checkpoint_steps: int | None = None
+    checkpoint_minutes: float | None = None
+    on_bad_image: str = "fail"  # an unreadable file in an image folder: "fail" (name it and stop) or "skip"
     data_dir: str | None = None
     model_kwargs: dict = field(default_factory=dict)
 
@@ -108,6 +115,12 @@ class TrainConfig:
             raise CnnlabError(f"loss must be ce or mse, got {self.loss!r}")
         if self.dataset.startswith("csv:") and (self.loss != "mse" or not self.target):
             raise CnnlabError("a csv: dataset is a regression: give --target COLUMN and --loss mse")
+        if self.checkpoint_steps is not None and self.checkpoint_steps < 1:
+            raise CnnlabError(f"checkpoint steps must be at least 1, got {self.checkpoint_steps}")
+        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
+            raise CnnlabError(f"checkpoint minutes must be positive, got {self.checkpoint_minutes}")
+        if self.on_bad_image not in ("fail", "skip"):
+            raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
         if self.resume and not self.out:
             raise CnnlabError("resume needs the run directory (--out) of the run to continue")
 
@@ -285,10 +298,12 @@ class DeviceData:
 
 class FolderData:
     """An image folder streamed through a DataLoader (workers, pinned memory): random resized
-    crops and flips for training, resize and centre crop for evaluation, then normalisation."""
+    crops and flips for training, resize and centre crop for evaluation, then normalisation.
+    Unreadable files stop the run with their path (`on_bad_image="fail"`) or are left out of
+    their batch with a logged line each (`"skip"`)."""
 
     def __init__(self, root: str | ImageFolder, train: bool, size: tuple[int, ...], mean, std, batch_size: int,
-                 device: torch.device, workers: int | None = None):
+                 device: torch.device, workers: int | None = None, on_bad_image: str = "fail", log=print):
         from torchvision.transforms import v2
 
         h = size[1]
@@ -296,27 +311,34 @@ class FolderData:
             [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
         tf = v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
         self.dataset = root if isinstance(root, ImageFolder) else ImageFolder(root, train)  # listed once
-        self.dataset.transform = tf
+        self.dataset.transform, self.dataset.bad_images = tf, "return"
         self.classes, self.labels = self.dataset.classes, self.dataset.labels.to(device)
         self.train, self.batch_size, self.device = train, batch_size, device
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
+        self.on_bad_image, self.log, self.skipped = on_bad_image, log, set()
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def batches(self, seed: int = 0, d: Dist | None = None):
-        """(x, y) on the device; the training order is drawn from `seed` (the run's seed + epoch).
-        In a torchrun job each process reads its shard, batch_size / world images per step."""
-        world = d.world if d else 1
-        sampler = None
-        if world > 1:
-            sampler = torch.utils.data.DistributedSampler(self.dataset, world, d.rank, shuffle=self.train, seed=seed)
+    def batches(self, order: Tensor | None = None, d: Dist | None = None, seed: int = 0):
+        """(x, y) on the device, taking the images in `order` (default: all, in order); the
+        workers' random transforms are seeded from `seed`. In a torchrun job each process reads
+        every world-th image of the order, batch_size / world per step."""
+        world, rank = (d.world, d.rank) if d else (1, 0)
+        idx = (torch.arange(len(self)) if order is None else order.cpu())[rank::world]
         loader = torch.utils.data.DataLoader(
-            self.dataset, max(1, self.batch_size // world), shuffle=self.train and sampler is None,
-            sampler=sampler, num_workers=self.workers, pin_memory=self.device.type == "cuda",
+            self.dataset, max(1, self.batch_size // world), sampler=idx.tolist(), num_workers=self.workers,
+            pin_memory=self.device.type == "cuda", collate_fn=collate_readable,
             generator=torch.Generator().manual_seed(seed), persistent_workers=False)
-        for x, y in loader:
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        for x, y, bad in loader:
+            for message in bad:
+                if self.on_bad_image == "fail":
+                    raise DatasetError(f"{message}; remove it, or pass --on-bad-image skip to leave such files out")
+                if message not in self.skipped:
+                    self.skipped.add(message)
+                    self.log(f"skipped {message}")
+            if x is not None:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 class TableData:
@@ -368,6 +390,45 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
     return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+
+
+class _StopRequest:
+    """Within `with`, SIGINT (Ctrl-C) and SIGTERM only record that a stop was asked for; the loop
+    stops at the next step, after writing a checkpoint. A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signal, self._previous = None, {}
+
+    def _handle(self, signum, frame):
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _agree(stop_signal: str | None, bad_step: Tensor, d: Dist) -> tuple[str | None, int]:
+    """The stop request and the first non-finite step, agreed by all processes of a torchrun job
+    (a process that stopped alone would leave the others waiting in the next all-reduce)."""
+    if d.world == 1:
+        return stop_signal, int(bad_step.item())
+    import torch.distributed as dist
+
+    flags = torch.stack([torch.tensor(float(stop_signal is not None), device=bad_step.device),
+                         torch.where(bad_step < 0, torch.inf, bad_step.float())])
+    flags[0] = -flags[0]  # one MIN reduction: any process's stop, and the earliest bad step
+    dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    first_bad = -1 if math.isinf(flags[1].item()) else int(flags[1].item())
+    return (stop_signal or "SIGTERM") if flags[0].item() < 0 else None, first_bad
 
 
 def _tensorboard(path: Path):
@@ -479,7 +540,7 @@ def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
 def eval_batches(data, batch_size: int = 1000, d: Dist = Dist()):
     """Every (x, y) of `data` in order, without augmentation (in a torchrun job: this process's share)."""
     if isinstance(data, FolderData):
-        yield from data.batches(0, d)
+        yield from data.batches(None, d)
         return
     idx = torch.arange(d.rank, len(data), d.world, device=data.labels.device)
     for start in range(0, len(idx), batch_size):
@@ -573,20 +634,27 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), unit="batch")
 
 
-def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, d: Dist = Dist()):
-    """One epoch of training batches: a permutation drawn from the run's generator for data on the
-    device, a DataLoader shuffled by seed + epoch for folders (so --resume sees the same order)."""
-    if isinstance(data, FolderData):
-        for i, batch in enumerate(data.batches(cfg.seed + epoch, d)):
-            yield batch
-            if cfg.overfit_batch:
-                return
-        return
-    perm = torch.randperm(len(data), device=data.labels.device, generator=gen)
+def epoch_order(data, cfg: TrainConfig, gen: torch.Generator, epoch: int) -> Tensor:
+    """The order of the training examples in one epoch: a permutation drawn from the run's generator
+    for data on the device; for folders (read by worker processes) one drawn from seed + epoch.
+    A checkpoint taken inside an epoch stores it, so --resume continues the same epoch."""
     if cfg.overfit_batch:  # the same first batch every epoch, in the same order
-        perm = torch.arange(min(cfg.batch_size, len(data)), device=data.labels.device)
-    for start in range(0, len(perm), cfg.batch_size):
-        x, y = data.batch(perm[start:start + cfg.batch_size], cfg.augment, gen)
+        return torch.arange(min(cfg.batch_size, len(data)), device=data.labels.device)
+    if isinstance(data, FolderData):
+        return torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    return torch.randperm(len(data), device=data.labels.device, generator=gen)
+
+
+def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, order: Tensor, d: Dist = Dist(),
+                  first_step: int = 0):
+    """The training batches of an epoch in `order`, from step `first_step` on; augmentations draw
+    from the run's generator (data on the device) or from seeds per epoch and step (folders)."""
+    start = first_step * cfg.batch_size
+    if isinstance(data, FolderData):
+        yield from data.batches(order[start:], d, seed=(cfg.seed * 100_003 + epoch) * 100_003 + first_step)
+        return
+    for begin in range(start, len(order), cfg.batch_size):
+        x, y = data.batch(order[begin:begin + cfg.batch_size], cfg.augment, gen)
         if d.world > 1:  # every process draws the same global batch and keeps its own part
             x, y = x.tensor_split(d.world)[d.rank], y.tensor_split(d.world)[d.rank]
         yield x, y
@@ -637,8 +705,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if table:
         size = (train_data.x.shape[1],)
     elif folder:
-        train_data = FolderData(folder_train, True, size, mean, std, cfg.batch_size, device)
-        test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device)
+        train_data = FolderData(folder_train, True, size, mean, std, cfg.batch_size, device,
+                                on_bad_image=cfg.on_bad_image, log=log)
+        test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device,
+                               on_bad_image=cfg.on_bad_image, log=log)
     else:
         train_data = DeviceData(train_split, size, mean, std, device)
         test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir)
@@ -666,12 +736,22 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 "std": list(std), "classes": list(classes), "cnnlab_version": __version__,
                 "git_hash": _git_hash()}
     history, first_epoch, best = [], 1, None
+    resumed = {"step_in_epoch": 0, "loss_sum": 0.0, "steps_done": 0, "time": 0.0}
+    order = None
     writes = run is not None and d.rank == 0  # in a torchrun job, rank 0 writes for all
     if run and cfg.resume:  # every process restores the same state
         tensors, meta = load(run / "checkpoint.safetensors")
-        first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
-        history, best = meta["history"], meta["best"]
-        log(f"resuming {run} after epoch {first_epoch - 1}")
+        try:
+            first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
+            history, best = meta["history"], meta["best"]
+            resumed.update({k: meta[k] for k in resumed if k in meta})
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise WeightsError(f"{run / 'checkpoint.safetensors'}: not a checkpoint of this run "
+                               f"({str(e).splitlines()[0]})") from None
+        if resumed["step_in_epoch"]:
+            order = tensors["order"].to(train_data.labels.device)
+        log(f"resuming {run} after epoch {first_epoch - 1}"
+            + (f", step {resumed['step_in_epoch']}" if resumed["step_in_epoch"] else ""))
     if writes:
         run.mkdir(parents=True, exist_ok=True)
         _write_json(run / "config.json", resolved)
@@ -680,77 +760,112 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         {"config": resolved})
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     board = _tensorboard(run / "tensorboard") if writes else None
-    start = time.perf_counter() - (history[-1]["time"] if history else 0.0)
-    steps_done = 0
-    for epoch in range(first_epoch, cfg.epochs + 1):
-        model.train()
-        batches = epoch_batches(train_data, cfg, gen, epoch, d)
-        total = torch.zeros((), device=device)
-        taken = 0
-        bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
-        t0 = time.perf_counter()
-        for i, (x, y) in enumerate(batches):
+    start = time.perf_counter() - (resumed["time"] or (history[-1]["time"] if history else 0.0))
+    steps_done = resumed["steps_done"] or (first_epoch - 1) * steps_per_epoch
+    stop = _StopRequest()
+
+    def save_checkpoint(epoch_done: int, extra: dict, tensors: dict | None = None) -> None:
+        packed, meta = pack_training_state(model, opt, schedule, epoch_done, gen,
+                                           {"config": resolved, "history": history, "best": best,
+                                            "steps_done": steps_done, "time": time.perf_counter() - start, **extra})
+        atomic_save({**packed, **(tensors or {})}, run / "checkpoint.safetensors", meta)
+
+    with stop:
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            model.train()
+            first_step = resumed["step_in_epoch"] if epoch == first_epoch else 0
+            if not first_step:
+                order = epoch_order(train_data, cfg, gen, epoch)
+            total = torch.full((), resumed["loss_sum"] if first_step else 0.0, device=device)
+            bad_step = torch.full((), -1, device=device)  # the first step whose loss was not finite
+            taken = first_step
+            bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
+            t0, last_save = time.perf_counter(), time.perf_counter()
+            check_every = 1 if device.type == "cpu" and d.world == 1 else 20  # a check waits for the device
+            for i, (x, y) in enumerate(epoch_batches(train_data, cfg, gen, epoch, order, d, first_step), first_step):
+                try:
+                    with autocast:
+                        loss = loss_fn(net(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                except torch.cuda.OutOfMemoryError:
+                    raise CnnlabError(f"out of memory on {device} at batch size {cfg.batch_size}; "
+                                      f"try --batch-size {max(1, cfg.batch_size // 2)}") from None
+                if cfg.clip_grad_norm:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+                lr = opt.param_groups[0]["lr"]
+                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), steps_done + 1, bad_step)
+                opt.step()
+                schedule.step()
+                total += loss.detach()
+                steps_done += 1
+                taken = i + 1
+                done = cfg.max_steps and steps_done >= cfg.max_steps
+                due = writes and taken < steps_per_epoch and not done and (
+                    (cfg.checkpoint_steps and steps_done % cfg.checkpoint_steps == 0)
+                    or (cfg.checkpoint_minutes and time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes))
+                if due or done or steps_done % check_every == 0 or taken == steps_per_epoch:
+                    stopping, first_bad = _agree(stop.signal, bad_step, d)
+                    if first_bad >= 0:
+                        raise TrainingDiverged(
+                            f"the loss became {loss.item()} at step {first_bad} (epoch {epoch}, lr {lr:.4g}); "
+                            f"{'the last checkpoint is kept in ' + str(run) if run else 'nothing was saved'}; "
+                            "try a smaller --lr or --clip-grad-norm")
+                    if (due or stopping) and writes:
+                        save_checkpoint(epoch - 1, {"step_in_epoch": taken, "loss_sum": total.item()},
+                                        {"order": order})
+                        last_save = time.perf_counter()
+                    if stopping:
+                        raise TrainingInterrupted(
+                            f"stopped by {stopping} at epoch {epoch}, step {taken}; "
+                            + (f"the checkpoint is saved; resume with: cnnlab train {cfg.model} --out {run} --resume"
+                               if run else "nothing was saved (no --out)"))
+                if done:
+                    break
+                if bar is not None and i % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}",
+                                    img_s=f"{(i + 1 - first_step) * cfg.batch_size / (time.perf_counter() - t0):.0f}")
+                    bar.update(min(20, steps_per_epoch - i))
+            if bar is not None:
+                bar.close()
+            train_loss = _all_reduce(total, d).item() / taken / d.world  # waits for the device
+            train_seconds = time.perf_counter() - t0
+            schedule.epoch_end(train_loss)
+            if cfg.layer_stats and d.rank == 0:
+                x, y = eval_batches(train_data, min(256, cfg.batch_size)).__next__()
+                stats = layer_statistics(model, x, y)
+                if writes:
+                    with open(run / "layer_stats.jsonl", "a") as f:
+                        f.writelines(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats)
+                grads = [f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None]
+                log("gradient norms, input to output: " + ", ".join(grads))
             with autocast:
-                loss = loss_fn(net(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            opt.step()
-            schedule.step()
-            total += loss.detach()
-            steps_done += 1
-            taken = i + 1
-            if cfg.max_steps and steps_done >= cfg.max_steps:
-                break
-            if bar is not None and i % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{opt.param_groups[0]['lr']:.3g}",
-                                img_s=f"{(i + 1) * cfg.batch_size / (time.perf_counter() - t0):.0f}")
-                bar.update(min(20, steps_per_epoch - i))
-        if bar is not None:
-            bar.close()
-        train_loss = _all_reduce(total, d).item() / taken / d.world  # waits for the device
-        train_seconds = time.perf_counter() - t0
-        if not math.isfinite(train_loss):
-            raise CnnlabError(f"the loss became {train_loss} in epoch {epoch} (lr {cfg.lr}); try a smaller --lr")
-        schedule.epoch_end(train_loss)
-        if cfg.layer_stats and d.rank == 0:
-            x, y = eval_batches(train_data, min(256, cfg.batch_size)).__next__()
-            stats = layer_statistics(model, x, y)
+                test = evaluate(model, test_data, d=d)
+            row = {"epoch": epoch, "train_loss": train_loss, **{f"test_{k}": v for k, v in test.items()},
+                   "lr": opt.param_groups[0]["lr"],
+                   "images_per_s": min((taken - first_step) * cfg.batch_size, len(train_data)) / train_seconds,
+                   "time": time.perf_counter() - start}
+            history.append(row)
             if writes:
-                with open(run / "layer_stats.jsonl", "a") as f:
-                    f.writelines(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats)
-            grads = [f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None]
-            log("gradient norms, input to output: " + ", ".join(grads))
-        with autocast:
-            test = evaluate(model, test_data, d=d)
-        row = {"epoch": epoch, "train_loss": train_loss, **{f"test_{k}": v for k, v in test.items()},
-               "lr": opt.param_groups[0]["lr"],
-               "images_per_s": min(taken * cfg.batch_size, len(train_data)) / train_seconds,  # training only
-               "time": time.perf_counter() - start}
-        history.append(row)
-        if writes:
-            with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if board is not None:
-                for key, value in row.items():
-                    if key != "epoch":
-                        board.add_scalar(key, value, epoch)
-                board.flush()
-            score = test.get("top1", -test["loss"])  # accuracy, or minus the error of a regression
-            if best is None or score > best:
-                best = score
-                atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
-            tensors, meta = pack_training_state(model, opt, schedule, epoch, gen,
-                                                {"config": resolved, "history": history, "best": best})
-            atomic_save(tensors, run / "checkpoint.safetensors", meta)
-        quality = (f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%" if "top1" in test
-                   else f"RMSE {test['rmse']:.4f}  MAE {test['mae']:.4f}")
-        log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  {quality}  "
-            f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
-        if cfg.max_steps and steps_done >= cfg.max_steps:
-            log(f"stopped after {steps_done} steps (max steps)")
-            break
+                with open(run / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                if board is not None:
+                    for key, value in row.items():
+                        if key != "epoch":
+                            board.add_scalar(key, value, epoch)
+                    board.flush()
+                score = test.get("top1", -test["loss"])  # accuracy, or minus the error of a regression
+                if best is None or score > best:
+                    best = score
+                    atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
+                save_checkpoint(epoch, {})
+            quality = (f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%" if "top1" in test
+                       else f"RMSE {test['rmse']:.4f}  MAE {test['mae']:.4f}")
+            log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  {quality}  "
+                f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+            if cfg.max_steps and steps_done >= cfg.max_steps:
+                log(f"stopped after {steps_done} steps (max steps)")
+                break
     if writes:
         atomic_save(model.state_dict(), run / "model.safetensors", {"config": resolved, "epoch": cfg.epochs})
         plot_history(history, run / "curves.png")

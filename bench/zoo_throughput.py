@@ -26,7 +26,8 @@ from PIL import Image
 
 import cnnlab
 from cnnlab.data import data_root, load_dataset
-from cnnlab.train import NORMALIZATION, FolderData, DeviceData, epoch_batches, epoch_order, loss_fn, make_optimizer, recipe
+from cnnlab.train import (NORMALIZATION, DeviceData, FolderData, epoch_batches, epoch_order, loss_fn, make_optimizer,
+                          recipe)
 
 CPU_MODELS = ("mlp", "lenet5", "lenet5_modern", "resnet20", "plain20", "alexnet", "resnet18")
 
@@ -93,9 +94,11 @@ def sources(name: str, batch: int, device: torch.device, folder: Path):
 
     gen = torch.Generator(device=device).manual_seed(0)
     if isinstance(ours, FolderData):
-        ours_it = endless(lambda e: (b for b in ours.batches(epoch_order(ours, cfg, gen, e), seed=e) if len(b[1]) == batch))
+        ours_it = endless(lambda e: (b for b in ours.batches(epoch_order(ours, cfg, gen, e), seed=e)
+                                     if len(b[1]) == batch))
     else:
-        ours_it = endless(lambda e: (b for b in epoch_batches(ours, cfg, gen, e, epoch_order(ours, cfg, gen, e)) if len(b[1]) == batch))
+        ours_it = endless(lambda e: (b for b in epoch_batches(ours, cfg, gen, e, epoch_order(ours, cfg, gen, e))
+                                     if len(b[1]) == batch))
     return ours_it, endless(lambda e: plain), cfg, classes
 
 

@@ -133,7 +133,8 @@ def non_negative_float(text: str) -> float:
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
-               "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir")
+               "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
+               "checkpoint_steps", "checkpoint_minutes", "on_bad_image")
 
 
 def dataset_name(text: str) -> str:
@@ -219,8 +220,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["augment"] = tuple(settings["augment"])
     dataset = settings.pop("dataset", None)
     dataset = args.dataset or dataset or "mnist"
-    cfg = recipe(args.model, dataset, resume=args.resume or None,
-                 max_steps=args.max_steps, overfit_batch=args.overfit_batch or None, **settings)
+    settings.update({k: v for k, v in (("resume", args.resume or None), ("max_steps", args.max_steps),
+                                       ("overfit_batch", args.overfit_batch or None)) if v is not None})
+    cfg = recipe(args.model, dataset, **settings)
     if cfg.out:
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
@@ -283,8 +285,15 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (what was wrong and where to look), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnlab", description="The landmark CNNs, exact and fast.")
+    parser = Parser(prog="cnnlab", description="The landmark CNNs, exact and fast.")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -353,7 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its settings (flags given win)")
+    p.add_argument("--checkpoint-steps", type=positive_int,
+                   help="also write the resumable checkpoint every N steps (default: after every epoch only)")
+    p.add_argument("--checkpoint-minutes", type=positive_float, help="also write it every M minutes")
+    p.add_argument("--on-bad-image", choices=("fail", "skip"),
+                   help="an unreadable file in an image folder: stop naming it (default), or skip it")
     p.add_argument("--data-dir", help="dataset root (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)")
     p.add_argument("--config", help="JSON or TOML file of settings (explicit flags win)")
     p.add_argument("--max-steps", type=positive_int, help="stop after N optimisation steps (quick check)")

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def read_idx(path: Path, magic: int, expected_md5: str | None = None) -> np.ndar
     """Read a (gzipped) IDX file, checking its magic number, header and size."""
     try:
         raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DatasetError(f"{path}: cannot be read ({e}); delete it to download it again") from None
     if expected_md5 and hashlib.md5(raw).hexdigest() != expected_md5:
         raise DatasetError(f"{path}: content checksum mismatch (expected md5 {expected_md5}); the file is "
@@ -178,8 +179,10 @@ def load_cifar10_zip(path: Path, train: bool) -> Split:
             for i, n in enumerate(names):
                 images[i] = np.asarray(Image.open(io.BytesIO(z.read(n))).convert("RGB"))
                 labels[i] = CIFAR10_CLASSES.index(n.split("/")[1])
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise DatasetError(f"{path}: not a readable CIFAR-10 zip ({e})") from None
+    except Exception as e:  # noqa: BLE001  (a damaged zip or JPEG raises many exception types)
+        raise DatasetError(f"{path}: not a readable CIFAR-10 zip ({type(e).__name__}: {e})") from None
+    if not len(names):
+        raise DatasetError(f"{path}: no {split}/<class>/*.jpg images in it")
     return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels),
                  CIFAR10_CLASSES)
 

@@ -29,6 +29,7 @@ from .checkpoint import atomic_save, load, pack_training_state, unpack_training_
 from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset
 from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
 from .registry import create_model, get_model_info
+from .weights import check_state_dict, load_into
 
 # Per-channel mean and std of the training images, after scaling to [0, 1].
 NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (0.3530,)),
@@ -741,6 +742,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     writes = run is not None and d.rank == 0  # in a torchrun job, rank 0 writes for all
     if run and cfg.resume:  # every process restores the same state
         tensors, meta = load(run / "checkpoint.safetensors")
+        check_state_dict(cfg.model, model.state_dict(), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                         run / "checkpoint.safetensors")
         try:
             first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
             history, best = meta["history"], meta["best"]
@@ -754,6 +757,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             + (f", step {resumed['step_in_epoch']}" if resumed["step_in_epoch"] else ""))
     if writes:
         run.mkdir(parents=True, exist_ok=True)
+        for stale in run.glob("tmp*.part"):  # a write that a kill interrupted (the file it meant to replace is whole)
+            stale.unlink()
         _write_json(run / "config.json", resolved)
         if cfg.whiten:
             atomic_save({"mean": train_data.zca[0], "matrix": train_data.zca[1]}, run / "whitening.safetensors",
@@ -816,10 +821,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                         {"order": order})
                         last_save = time.perf_counter()
                     if stopping:
-                        raise TrainingInterrupted(
+                        interrupted = TrainingInterrupted(
                             f"stopped by {stopping} at epoch {epoch}, step {taken}; "
                             + (f"the checkpoint is saved; resume with: cnnlab train {cfg.model} --out {run} --resume"
                                if run else "nothing was saved (no --out)"))
+                        interrupted.exit_code = 128 + signal.Signals[stopping].value  # 130 Ctrl-C, 143 SIGTERM
+                        raise interrupted
                 if done:
                     break
                 if bar is not None and i % 20 == 0:
@@ -926,7 +933,5 @@ def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:
     info = get_model_info(cfg["model"])
     n = cfg.get("num_classes")
     model = create_model(cfg["model"], num_classes=n if n != info.num_classes else None, **cfg.get("model_kwargs", {}))
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise WeightsError(f"{file}: does not fit {cfg['model']}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    load_into(model, tensors, cfg["model"], file)
     return model.eval()

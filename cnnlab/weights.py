@@ -7,11 +7,15 @@ for another network fails with a list of what does not fit instead of a silent p
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .checkpoint import load
 from .errors import WeightsError
 from .registry import create_model
 
@@ -51,8 +55,10 @@ def _num_classes(state_dict: Mapping[str, Tensor]) -> int | None:
     return None
 
 
-def check_state_dict(name: str, expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> None:
-    """Raise WeightsError unless `given` has exactly the keys and shapes of `expected`."""
+def check_state_dict(name: str, expected: Mapping[str, Tensor], given: Mapping[str, Tensor],
+                     source: str | os.PathLike | None = None) -> None:
+    """Raise WeightsError unless `given` has exactly the keys and shapes of `expected`; the
+    message lists missing and unexpected keys and shape mismatches (and names `source`)."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     shapes = [f"{k}: expected {tuple(expected[k].shape)}, got {tuple(given[k].shape)}"
@@ -63,4 +69,40 @@ def check_state_dict(name: str, expected: Mapping[str, Tensor], given: Mapping[s
             shown = ", ".join(items[:8]) + (f" and {len(items) - 8} more" if len(items) > 8 else "")
             problems.append(f"{label}: {shown}")
     if problems:
-        raise WeightsError(f"state dict does not fit {name}: " + "; ".join(problems))
+        where = f"{source}: " if source is not None else ""
+        raise WeightsError(f"{where}state dict does not fit {name}: " + "; ".join(problems))
+
+
+def load_into(model: torch.nn.Module, state_dict: Mapping[str, Tensor], name: str,
+              source: str | os.PathLike | None = None) -> None:
+    """Load `state_dict` into `model` after checking every key and shape (WeightsError otherwise)."""
+    check_state_dict(name, model.state_dict(), state_dict, source)
+    model.load_state_dict(state_dict)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensors of a weights file: safetensors, or a PyTorch .pth/.pt file read with
+    torch.load(weights_only=True), which refuses anything but tensors and plain containers, so
+    a file crafted to run code when unpickled is rejected without running it. A checkpoint that
+    wraps its weights ({"state_dict": ...} or {"model": ...}) is unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        return load(path)[0]
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: refused: it holds objects other than tensors, which could run code when "
+                           f"unpickled ({reason[:200]}); only plain state dicts are loaded") from None
+    except Exception as e:  # noqa: BLE001  (truncated zips, random bytes: many exception types)
+        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: "
+                           f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'empty'})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, Tensor)
+                                                       for k, v in obj.items()):
+        raise WeightsError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return dict(obj)

@@ -57,3 +57,24 @@ def test_training_and_evaluating_on_a_folder(photo_folders, tmp_path, capsys):
         main(["train", "resnet20", "--dataset", "folder:/no/such/folder"])
     assert e.value.code == 2
     assert "no such folder or zip file" in capsys.readouterr().err
+
+
+def test_unreadable_images_fail_by_path_or_are_skipped(photo_folders, tmp_path):
+    import shutil
+    root = tmp_path / "messy"
+    shutil.copytree(photo_folders / "split", root)
+    good = (root / "train" / "cat" / "0000.jpg").read_bytes()
+    (root / "train" / "cat" / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (root / "train" / "ship" / "notes.png").write_text("not an image at all")
+    (root / "train" / "truck" / "empty.jpeg").write_bytes(b"")
+    log = []
+    cfg = recipe("resnet20", f"folder:{root}", epochs=1, batch_size=16, lr=0.05, augment=(), max_steps=40)
+    with pytest.raises(DatasetError, match=r"(truncated\.jpg|notes\.png|empty\.jpeg): not a readable image .*"
+                                           r"--on-bad-image skip"):
+        train(cfg, log=log.append)
+    cfg.on_bad_image = "skip"
+    result = train(cfg, log=log.append)
+    skipped = sorted(line.split("/")[-1].split(":")[0] for line in log if line.startswith("skipped "))
+    assert skipped == ["empty.jpeg", "notes.png", "truncated.jpg"]  # each named once
+    assert len(result["history"]) == 1 and 0 <= result["test"]["top1"] <= 1
+    assert main(["train", "resnet20", "--dataset", f"folder:{root}", "--max-steps", "2", "--epochs", "1"]) == 2

@@ -1,0 +1,180 @@
+"""Faults: killed and interrupted runs, diverging losses, bad files and hostile checkpoints."""
+
+import hashlib
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.checkpoint import load
+from cnnlab.errors import CnnlabError, TrainingDiverged, WeightsError
+from cnnlab.train import recipe, train
+from cnnlab.weights import read_state_dict
+from conftest import DATA
+
+# two epochs of the MLP on MNIST, 235 steps each, a checkpoint every 20 steps
+SETTINGS = dict(epochs=2, batch_size=256, lr=0.05, checkpoint_steps=20, seed=0)
+ARGS = ["--epochs", "2", "--batch-size", "256", "--lr", "0.05", "--checkpoint-steps", "20", "--seed", "0"]
+
+
+def cli(run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "cnnlab", "train", "mlp", "--dataset", "mnist", "--data-dir", str(DATA),
+            "--out", str(run), *ARGS, *extra]
+
+
+def steps_saved(run: Path) -> int:
+    try:
+        return load(run / "checkpoint.safetensors")[1]["steps_done"]
+    except (WeightsError, KeyError):
+        return 0
+
+
+def wait_for(proc, run: Path, steps: int, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while steps_saved(run) < steps:
+        assert proc.poll() is None, f"training ended early: {proc.stderr.read()}"
+        assert time.time() < end, "no checkpoint came"
+        time.sleep(0.05)
+
+
+def snapshot(run: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run: final weights and per-epoch test accuracy."""
+    result = train(recipe("mlp", "mnist", data_dir=str(DATA), **SETTINGS), log=lambda line: None)
+    return result["model"].state_dict(), [r["test_top1"] for r in result["history"]]
+
+
+@pytest.mark.slow
+def test_sigkill_at_several_points_then_resume_reaches_the_same_weights(tmp_path, reference):
+    run = tmp_path / "run"
+    rng = random.Random(0)
+    for i, target in enumerate((20, 230, 300)):  # in epoch 1, just before its end, in epoch 2
+        proc = subprocess.Popen(cli(run, *(["--resume"] if i else [])), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        wait_for(proc, run, target)
+        time.sleep(rng.uniform(0, 0.2))  # anywhere between two checkpoints, writes included
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert steps_saved(run) >= target  # the checkpoint on disk is whole and readable
+    done = subprocess.run(cli(run, "--resume"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not list(run.glob("*.part"))  # temporary files of killed writes are cleared on resume
+    weights, accuracies = reference
+    final = cnnlab.load_model(run).state_dict()
+    assert all(torch.equal(final[k], weights[k]) for k in weights)  # bit-identical on the CPU
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["test_top1"] for r in rows] == accuracies  # each epoch once, the same numbers
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(cli(run, "--checkpoint-steps", "1000"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    while not (run / "config.json").exists():  # training has started
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signal.SIGTERM
+    line = err.strip().splitlines()[-1]
+    assert "stopped by SIGTERM" in line and f"cnnlab train mlp --out {run} --resume" in line
+    assert "Traceback" not in err
+    meta = load(run / "checkpoint.safetensors")[1]
+    assert meta["step_in_epoch"] > 0  # saved inside the epoch, where it stopped
+    resumed = subprocess.run([sys.executable, "-m", "cnnlab", "train", "mlp", "--out", str(run), "--resume"],
+                             capture_output=True, text=True)  # the run's own settings come back
+    assert resumed.returncode == 0, resumed.stderr
+    final = cnnlab.load_model(run).state_dict()
+    assert all(torch.equal(final[k], v) for k, v in reference[0].items())
+
+
+def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import cnnlab.train as T
+    real, calls = T.loss_fn, []
+
+    def poisoned(out, y, smoothing):
+        calls.append(1)
+        loss = real(out, y, smoothing)
+        return loss * float("nan") if len(calls) == 13 else loss
+    monkeypatch.setattr(T, "loss_fn", poisoned)
+    cfg = recipe("mlp", "mnist", data_dir=str(DATA), out=str(tmp_path / "run"), epochs=1, checkpoint_steps=5)
+    with pytest.raises(TrainingDiverged, match=r"nan at step 13 \(epoch 1, lr [0-9.e-]+\).*smaller --lr"):
+        train(cfg, log=lambda line: None)
+    tensors, meta = load(tmp_path / "run" / "checkpoint.safetensors")
+    assert meta["steps_done"] == 10  # the last checkpoint before the bad step
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
+
+
+def test_out_of_memory_names_the_batch_size(monkeypatch):
+    def oom(self, x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(cnnlab.models.mlp.MLP, "forward", oom)
+    with pytest.raises(CnnlabError, match="out of memory on cpu at batch size 512; try --batch-size 256"):
+        train(recipe("mlp", "mnist", data_dir=str(DATA), batch_size=512, max_steps=1), log=lambda line: None)
+
+
+class Exploit:
+    """Unpickling this runs `touch MARKER`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    for name, payload in (("exploit.pth", {"fc.weight": torch.zeros(2), "x": Exploit(marker)}),
+                          ("plain-pickle.pt", Exploit(marker))):
+        path = tmp_path / name
+        if name.endswith(".pth"):
+            torch.save(payload, path)  # PyTorch's zip format with a malicious pickle inside
+        else:
+            path.write_bytes(pickle.dumps(payload))  # a bare pickle
+        with pytest.raises(WeightsError, match=f"{name}: (refused|not a readable)"):
+            read_state_dict(path)
+        assert not marker.exists()
+    torch.save({"state_dict": {"fc.weight": torch.ones(2, 2)}}, tmp_path / "ok.pth")
+    assert torch.equal(read_state_dict(tmp_path / "ok.pth")["fc.weight"], torch.ones(2, 2))
+
+
+def test_truncated_or_foreign_checkpoints_fail_clearly_and_change_nothing(tmp_path):
+    from cnnlab.cli import main
+    run = tmp_path / "run"
+    train(recipe("mlp", "mnist", data_dir=str(DATA), out=str(run), max_steps=3), log=lambda line: None)
+    ckpt = run / "checkpoint.safetensors"
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(good[: len(good) // 2])  # truncated
+    before = snapshot(run)
+    argv = ["train", "mlp", "--out", str(run), "--resume", "--data-dir", str(DATA)]
+    assert main(argv) == 2
+    assert snapshot(run) == before
+    # a checkpoint of another architecture: the keys that do not fit are listed
+    train(recipe("lenet5_modern", "mnist", data_dir=str(DATA), out=str(tmp_path / "other"), max_steps=1),
+          log=lambda line: None)
+    (tmp_path / "other" / "checkpoint.safetensors").replace(ckpt)
+    before = snapshot(run)
+    with pytest.raises(WeightsError, match=r"checkpoint.safetensors: state dict does not fit mlp: missing keys: "
+                                           r".*unexpected keys: conv1.bias"):
+        train(recipe("mlp", "mnist", data_dir=str(DATA), out=str(run), resume=True), log=lambda line: None)
+    assert snapshot(run) == before
+    with pytest.raises(WeightsError, match="shape mismatches: fc.weight: expected"):
+        from cnnlab.weights import load_into
+        model = cnnlab.create_model("mlp")
+        load_into(model, {**model.state_dict(), "fc.weight": torch.zeros(3, 3)}, "mlp", "x.pth")

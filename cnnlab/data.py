@@ -131,6 +131,9 @@ def download(url: str, dest: Path, md5: str) -> None:
         except OSError as e:
             os.unlink(tmp.name)
             raise DatasetError(f"cannot download {url}: {e}") from None
+        except BaseException:  # Ctrl-C: nothing half-written stays behind
+            os.unlink(tmp.name)
+            raise
     digest = hashlib.md5(Path(tmp.name).read_bytes()).hexdigest()
     if digest != md5:
         os.unlink(tmp.name)

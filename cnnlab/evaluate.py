@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import load
-from .errors import CnnlabError, WeightsError
+from .errors import CnnlabError, DatasetError, WeightsError
 from .train import DeviceData, eval_batches, load_model, make_data, pick_device
 
 
@@ -208,14 +208,14 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
 def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """An image file as the (1, C, H, W) input a run's model takes: resized to the dataset's image
     size, padded to the model's input size, normalised (and whitened) as in training."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     c, h, w = cfg["input_size"]
     ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
     try:
         img = Image.open(path).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
-    except (OSError, UnidentifiedImageError) as e:
-        raise CnnlabError(f"{path}: not a readable image ({e})") from None
+    except Exception as e:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, ... on bad files)
+        raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
     x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
     x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)

@@ -619,12 +619,21 @@ def _git_hash() -> str | None:
 
 
 def _write_json(path: Path, obj) -> None:
+    _write_text(path, json.dumps(obj, indent=2))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Through a temporary file, fsync and rename: a kill leaves the old file or the new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _progress(total: int, desc: str):
@@ -748,11 +757,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
             first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
             history, best = meta["history"], meta["best"]
             resumed.update({k: meta[k] for k in resumed if k in meta})
+            if resumed["step_in_epoch"]:
+                order = tensors["order"].to(train_data.labels.device)
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise WeightsError(f"{run / 'checkpoint.safetensors'}: not a checkpoint of this run "
-                               f"({str(e).splitlines()[0]})") from None
-        if resumed["step_in_epoch"]:
-            order = tensors["order"].to(train_data.labels.device)
+                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         log(f"resuming {run} after epoch {first_epoch - 1}"
             + (f", step {resumed['step_in_epoch']}" if resumed["step_in_epoch"] else ""))
     if writes:
@@ -763,7 +772,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if cfg.whiten:
             atomic_save({"mean": train_data.zca[0], "matrix": train_data.zca[1]}, run / "whitening.safetensors",
                         {"config": resolved})
-        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+        _write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     board = _tensorboard(run / "tensorboard") if writes else None
     start = time.perf_counter() - (resumed["time"] or (history[-1]["time"] if history else 0.0))
     steps_done = resumed["steps_done"] or (first_epoch - 1) * steps_per_epoch

@@ -178,3 +178,44 @@ def test_truncated_or_foreign_checkpoints_fail_clearly_and_change_nothing(tmp_pa
         from cnnlab.weights import load_into
         model = cnnlab.create_model("mlp")
         load_into(model, {**model.state_dict(), "fc.weight": torch.zeros(3, 3)}, "mlp", "x.pth")
+
+
+def test_downloads_are_checked_and_never_left_half_written(tmp_path, monkeypatch):
+    from cnnlab.data import download
+    from cnnlab.errors import DatasetError
+    monkeypatch.setenv("CNNLAB_OFFLINE", "0")
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"official content")
+    dest = tmp_path / "data" / "file.bin"
+    with pytest.raises(DatasetError, match="checksum mismatch .* nothing was saved"):
+        download(source.as_uri(), dest, "0" * 32)
+    assert not dest.exists() and not list(dest.parent.iterdir())
+    with pytest.raises(DatasetError, match="cannot download"):
+        download((tmp_path / "missing.bin").as_uri(), dest, "0" * 32)
+    assert not list(dest.parent.iterdir())
+    download(source.as_uri(), dest, hashlib.md5(b"official content").hexdigest())
+    assert dest.read_bytes() == b"official content" and list(dest.parent.iterdir()) == [dest]
+
+
+def test_checkpoints_every_few_minutes_inside_an_epoch(tmp_path, monkeypatch):
+    import cnnlab.train as T
+    saved, real = [], T.atomic_save
+
+    def spy(tensors, path, meta):
+        saved.append((path.name, meta.get("step_in_epoch")))
+        real(tensors, path, meta)
+    monkeypatch.setattr(T, "atomic_save", spy)
+    cfg = recipe("mlp", "mnist", data_dir=str(DATA), out=str(tmp_path / "run"), max_steps=5,
+                 checkpoint_minutes=1e-9)  # due after every step
+    train(cfg, log=lambda line: None)
+    inside = [step for name, step in saved if name == "checkpoint.safetensors" and step]
+    assert inside == [1, 2, 3, 4]  # the fifth step ends the run, with its own checkpoint
+
+
+def test_an_unreadable_image_to_predict_is_one_clear_error(tmp_path):
+    from cnnlab.evaluate import image_input
+    from cnnlab.errors import DatasetError
+    bad = tmp_path / "digit.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    with pytest.raises(DatasetError, match="digit.png: not a readable image"):
+        image_input(bad, {"input_size": [1, 28, 28], "mean": [0.1307], "std": [0.3081]})

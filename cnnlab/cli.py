@@ -272,6 +272,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    r = export(args.source, args.format, args.output, weights=args.weights)
+    check = f"; outputs match PyTorch within {r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
+    print(f"wrote {r['file']} ({r['format']}, {r['bytes']:,} bytes, {r['model']}, input (N, "
+          f"{', '.join(map(str, r['input_size']))})){check}")
+    return 0
+
+
 def cmd_visualize(args: argparse.Namespace) -> int:
     from .evaluate import visualize_feature_maps, visualize_filters
 
@@ -403,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer name for --feature-maps (default: the first convolution)")
     p.add_argument("--out", help="folder for filters.png / feature_maps.png (default: the run directory)")
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("export", help="write a run or a zoo model as ONNX or TorchScript (checked after writing)")
+    p.add_argument("source", metavar="RUN_OR_NAME", help="a run directory or .safetensors file, or a model name")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--weights", help="for a model name: imagenet, a weights file or a run (default: untrained)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -62,8 +63,18 @@ def get_model_info(name: str) -> ModelInfo:
     return _INFO[_lookup(name)]
 
 
-def create_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
-    """Build a registered model; `num_classes=None` keeps the paper's number of classes."""
+def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
+                 **kwargs) -> nn.Module:
+    """Build a registered model; `num_classes=None` keeps the paper's number of classes.
+
+    `weights`: None (the builder's initialisation), "imagenet" (torchvision's published weights,
+    from the cache or downloaded and sha256-checked), a folder holding that file, a weights file
+    (.safetensors or a PyTorch .pth state dict) or a cnnlab run. With `num_classes` different
+    from the weights', the classifier is replaced by a new one (see cnnlab.weights)."""
+    if weights is not None:
+        from .weights import build_with_weights
+
+        return build_with_weights(_lookup(name), weights, num_classes, kwargs)
     builder = _BUILDERS[_lookup(name)]
     if num_classes is not None:
         kwargs["num_classes"] = num_classes

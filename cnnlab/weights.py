@@ -1,15 +1,22 @@
-"""Weights from torchvision: name mapping and state-dict conversion.
+"""Pretrained weights: torchvision's ImageNet files, local files and cnnlab runs.
 
 Our modules carry torchvision's names wherever torchvision has the same network, so its
 state dicts convert by identity; the conversion still checks every key and shape, so a file
 for another network fails with a list of what does not fit instead of a silent partial load.
+
+`create_model(name, weights="imagenet")` finds torchvision's file for `name` in the cache (the
+one torchvision itself uses, `$TORCH_HOME/hub/checkpoints`, or `$CNNLAB_WEIGHTS`), or downloads
+it from its official URL; either way the file's sha256 must start with the hash in its name
+(torch.hub's convention). Nothing is downloaded when the file is there, or with CNNLAB_OFFLINE=1.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +34,106 @@ TORCHVISION_MODELS = {
     "googlenet_bn": ("googlenet", {}),
     **{f"resnet{d}": (f"resnet{d}", {"variant": "v1.5"}) for d in (18, 34, 50, 101, 152)},
 }
+
+# Building a model for torchvision's published weights needs a little more than its shape:
+# GoogLeNet's were trained on [-1, 1] input (transform_input), ResNets are v1.5 (stride in the 3x3)
+PRETRAINED_KWARGS = {"googlenet_bn": {"transform_input": True}}
+
+LICENCE = ("torchvision's ImageNet weights (BSD-3-Clause code); they were trained on ImageNet, whose terms "
+           "allow non-commercial research and educational use")
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """Where a model's published ImageNet weights come from and what they expect."""
+
+    model: str
+    url: str
+    top1: float  # published ImageNet-1k validation accuracy, single 224 crop, in %
+    top5: float
+    resize: int  # preprocessing: shorter side to `resize`, centre crop `crop`, RGB 0-1, then mean/std
+    crop: int
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    licence: str = LICENCE
+    build: dict = field(default_factory=dict)  # keyword arguments of the model these weights fit
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def hash_prefix(self) -> str:
+        """torch.hub's convention: the file name ends in the first hex digits of its sha256."""
+        return self.filename.rsplit(".", 1)[0].rsplit("-", 1)[-1]
+
+    @property
+    def categories(self) -> list[str]:
+        """The 1000 ImageNet class names, in the weights' output order."""
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+        return list(_IMAGENET_CATEGORIES)
+
+
+def pretrained(name: str) -> Pretrained:
+    """The published ImageNet weights of a zoo model (those torchvision publishes: the first
+    IMAGENET1K_V1 weights of the counterpart)."""
+    if name not in TORCHVISION_MODELS:
+        raise WeightsError(f"no published ImageNet weights for {name}; models with them: "
+                           f"{', '.join(sorted(TORCHVISION_MODELS))} (or pass weights=PATH)")
+    import torchvision.models as tvm
+
+    tv_name, kwargs = TORCHVISION_MODELS[name]
+    entry = tvm.get_model_weights(tv_name)["IMAGENET1K_V1"]
+    metrics, tf = entry.meta["_metrics"]["ImageNet-1K"], entry.transforms()
+    return Pretrained(name, entry.url, metrics["acc@1"], metrics["acc@5"], tf.resize_size[0], tf.crop_size[0],
+                      build={**kwargs, **PRETRAINED_KWARGS.get(name, {})})
+
+
+def weights_dir() -> Path:
+    """Where downloaded weights are kept: $CNNLAB_WEIGHTS, else torchvision's own cache."""
+    if os.environ.get("CNNLAB_WEIGHTS"):
+        return Path(os.environ["CNNLAB_WEIGHTS"])
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
+    """The local file of `info`'s weights: from the cache if there, else downloaded (to a
+    temporary file, checked, then renamed). Either way its sha256 must match the name's hash."""
+    directory = Path(directory) if directory is not None else weights_dir()
+    path = directory / info.filename
+    if not path.is_file():
+        if os.environ.get("CNNLAB_OFFLINE", "") not in ("", "0"):
+            raise WeightsError(f"{info.model}: {info.filename} is not in {directory} and downloads are off "
+                               f"(CNNLAB_OFFLINE); fetch {info.url} on a machine online and put it there, "
+                               "or pass weights=PATH")
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(info.url, str(path), hash_prefix=info.hash_prefix, progress=True)
+        except RuntimeError as e:  # torch.hub: "invalid hash value" (the temporary file is removed)
+            raise WeightsError(f"{info.url}: {e}; nothing was saved") from None
+        except OSError as e:
+            raise WeightsError(f"{info.model}: cannot download {info.url} ({e}); pass weights=PATH to a local "
+                               "copy") from None
+        return path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digest.startswith(info.hash_prefix):
+        raise WeightsError(f"{path}: sha256 {digest[:12]}... does not start with {info.hash_prefix} (from its name); "
+                           "the file is damaged or not the published one: delete it to download it again")
+    return path
+
+
+def load_weights(model: torch.nn.Module, name: str, source: str | os.PathLike) -> None:
+    """Load a weights file (ours or torchvision's, safetensors or .pth) into `model`."""
+    state = read_state_dict(source)
+    if any(k.startswith("model.") for k in state):  # a cnnlab training checkpoint: its model part
+        state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
+    load_into(model, state, name, source)
+
+
+def num_classes_of(state: Mapping[str, Tensor]) -> int | None:
+    """The number of outputs of a classifier's state dict (its last 2-D weight), if it has one."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    return weights[-1].shape[0] if weights else None
 
 
 def convert_torchvision(name: str, state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -106,3 +213,48 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
                                                        for k, v in obj.items()):
         raise WeightsError(f"{path}: not a state dict (a mapping of names to tensors)")
     return dict(obj)
+
+
+def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int | None, kwargs: dict):
+    """create_model(name, weights=...): "imagenet" (torchvision's published file, fetched or from
+    the cache), a cache directory holding that file, a cnnlab run directory or run file, or a
+    weights file (.safetensors, or a PyTorch .pth/.pt state dict, e.g. torchvision's). With
+    `num_classes` different from the weights', the classifier is replaced by a new one (transfer
+    learning); every other layer keeps its weights."""
+    path = Path(weights)
+    info = pretrained(name) if name in TORCHVISION_MODELS else None
+    if str(weights) == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
+        if info is None:
+            pretrained(name)  # raises: no published weights
+        source = fetch(info, None if str(weights) == "imagenet" else path)
+        model = create_model(name, **{**info.build, **kwargs})
+        load_weights(model, name, source)
+        model.pretrained = info
+    elif path.is_dir() or _is_run_file(path):
+        from .train import load_model
+
+        model = load_model(path)
+        if model.model_name != name:
+            raise WeightsError(f"{path} holds a {model.model_name}, not a {name}")
+    elif path.is_file():
+        state = read_state_dict(path)
+        if any(k.startswith("model.") for k in state):
+            state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
+        build = {}
+        if info is not None and path.suffix != ".safetensors":  # a torchvision file: its variant
+            build = info.build if path.name == info.filename else TORCHVISION_MODELS[name][1]
+        model = create_model(name, num_classes=num_classes_of(state), **{**build, **kwargs})
+        load_into(model, state, name, path)
+    else:
+        raise WeightsError(f"weights {str(weights)!r}: no such file or directory; use \"imagenet\", a weights "
+                           "file (.safetensors, .pth), a cnnlab run directory or a folder holding the published file")
+    if num_classes is not None and num_classes != num_classes_of(model.state_dict()):
+        model.reset_classifier(num_classes)
+    return model
+
+
+def _is_run_file(path: Path) -> bool:
+    """A .safetensors file written by `cnnlab train` (its metadata holds the run's config)."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    return "config" in load(path)[1]

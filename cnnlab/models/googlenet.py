@@ -134,8 +134,11 @@ class GoogLeNet(nn.Module):
     input_size = (3, 224, 224)
 
     def __init__(self, num_classes: int = 1000, aux_logits: bool = True, batch_norm: bool = False,
-                 dropout: float | None = None):
+                 dropout: float | None = None, transform_input: bool = False):
         super().__init__()
+        # torchvision's published GoogLeNet weights were trained on inputs scaled to [-1, 1];
+        # with transform_input the model takes ImageNet-standardised input and rescales it
+        self.transform_input = transform_input
         block = ConvBNReLU if batch_norm else ConvReLU
         kernel5 = 3 if batch_norm else 5
         self.batch_norm = batch_norm
@@ -179,6 +182,10 @@ class GoogLeNet(nn.Module):
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         check_input(self, x, (3, None, None))
+        if self.transform_input:  # (x * std + mean - 0.5) / 0.5 per channel
+            std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+            x = x * (std / 0.5) + (mean - 0.5) / 0.5
         x = self.inception3b(self.inception3a(self._stem(x)))
         x = self.inception4a(self.maxpool3(x))
         want_aux = self.aux_logits and self.training

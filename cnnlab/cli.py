@@ -134,7 +134,8 @@ def non_negative_float(text: str) -> float:
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
                "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
-               "checkpoint_steps", "checkpoint_minutes", "on_bad_image")
+               "checkpoint_steps", "checkpoint_minutes", "on_bad_image", "weights", "strategy", "freeze_until",
+               "head_lr_mult", "train_per_class")
 
 
 def dataset_name(text: str) -> str:
@@ -216,6 +217,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 **{k: v for k in TRAIN_FLAGS if (v := getattr(args, k)) is not None}}
     if augment is not None:
         settings["augment"] = augment
+    if args.classes:
+        settings["classes"] = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+    if "classes" in settings:
+        settings["classes"] = tuple(settings["classes"])
     if "augment" in settings:
         settings["augment"] = tuple(settings["augment"])
     dataset = settings.pop("dataset", None)
@@ -272,6 +277,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from .transfer import features, linear_classifier
+
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else ()
+    feats = features(args.model, args.weights, args.dataset, args.output, classes, args.train_per_class,
+                     args.data_dir)
+    print(f"features: {feats['train_x'].shape[1]} per image, {len(feats['train_y'])} training and "
+          f"{len(feats['test_y'])} test images, {feats['seconds']:.1f}s" + (f"; wrote {args.output}" if args.output else ""))
+    if args.classifier:
+        r = linear_classifier(feats, args.classifier, args.c)
+        print(f"{args.classifier}: train accuracy {100 * r['train_accuracy']:.2f}%, "
+              f"test accuracy {100 * r['test_accuracy']:.2f}% ({r['seconds']:.1f}s)")
+    return 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from .transfer import advise
+
+    r = advise(args.samples, args.similarity)
+    print(f"{r['data']} data ({r['samples_per_class']} labelled images per class), {r['similarity']} similarity: "
+          f"{r['strategy']}\n  why: {r['why']}\n  run: {r['command']}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
@@ -293,6 +322,60 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     if args.feature_maps:
         print(f"wrote {visualize_feature_maps(args.run, args.feature_maps, args.layer, out / 'feature_maps.png')}")
     return 0
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    from .data import DATASETS
+    from .train import INITS, OPTIMIZERS, SCHEDULES, STRATEGIES
+
+    p.add_argument("model", help="a model name from `cnnlab models`")
+    p.add_argument("--dataset", type=dataset_name, default=None,
+                   help=f"{', '.join(DATASETS)}, folder:PATH (class sub-folders, or a zip of them) or csv:PATH")
+    p.add_argument("--target", help="the column to predict, for csv:PATH")
+    p.add_argument("--loss", choices=("ce", "mse"), help="ce: cross-entropy (default); mse: regression")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=positive_float, help="(peak) learning rate")
+    p.add_argument("--momentum", type=non_negative_float)
+    p.add_argument("--weight-decay", type=non_negative_float)
+    p.add_argument("--l1", type=non_negative_float, help="L1 penalty on weights")
+    p.add_argument("--l2", type=non_negative_float, help="L2 penalty on weights (with --l1: elastic net)")
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--step-size", type=positive_int, help="epochs between drops of the step schedule")
+    p.add_argument("--gamma", type=positive_float, help="factor of step, multistep, exponential, plateau")
+    p.add_argument("--warmup-epochs", type=non_negative_float, help="linear learning-rate warm-up")
+    p.add_argument("--label-smoothing", type=non_negative_float)
+    p.add_argument("--dropout", type=non_negative_float, help="rate of every dropout layer")
+    p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
+    p.add_argument("--clip-grad-norm", type=positive_float)
+    p.add_argument("--augment", help="comma-separated: crop, translate, flip, jitter, noise, scale, pca ('' for none)")
+    p.add_argument("--whiten", action="store_true", default=None, help="ZCA-whiten the inputs (fitted on the training set)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its settings (flags given win)")
+    p.add_argument("--checkpoint-steps", type=positive_int,
+                   help="also write the resumable checkpoint every N steps (default: after every epoch only)")
+    p.add_argument("--checkpoint-minutes", type=positive_float, help="also write it every M minutes")
+    p.add_argument("--on-bad-image", choices=("fail", "skip"),
+                   help="an unreadable file in an image folder: stop naming it (default), or skip it")
+    p.add_argument("--data-dir", help="dataset root (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)")
+    p.add_argument("--config", help="JSON or TOML file of settings (explicit flags win)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after N optimisation steps (quick check)")
+    p.add_argument("--overfit-batch", action="store_true", help="train on one batch only; the loss must go to ~0")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model for training")
+    p.add_argument("--layer-stats", action="store_true", default=None,
+                   help="per-layer activation and gradient statistics after every epoch (layer_stats.jsonl)")
+    p.add_argument("--weights", help="start from these weights: imagenet, a .pth/.safetensors file or a run")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="what trains: a new classifier only (feature-extractor), also the top layers, "
+                        "everything (fine-tune-all, the default), or from-scratch ignoring --weights")
+    p.add_argument("--freeze-until", help="keep every layer up to and including this one fixed (e.g. layer3)")
+    p.add_argument("--head-lr-mult", type=positive_float, help="the classifier's lr is the lr times this")
+    p.add_argument("--classes", help="comma-separated class names: train and test on these only")
+    p.add_argument("--train-per-class", type=positive_int, help="the first N training images of each class")
 
 
 class Parser(argparse.ArgumentParser):
@@ -343,49 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-padding", type=int, default=0)
     p.set_defaults(func=cmd_conv_size)
 
-    from .data import DATASETS
-    from .train import INITS, OPTIMIZERS, SCHEDULES
     p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")
-    p.add_argument("model", help="a model name from `cnnlab models`")
-    p.add_argument("--dataset", type=dataset_name, default=None,
-                   help=f"{', '.join(DATASETS)}, folder:PATH (class sub-folders, or a zip of them) or csv:PATH")
-    p.add_argument("--target", help="the column to predict, for csv:PATH")
-    p.add_argument("--loss", choices=("ce", "mse"), help="ce: cross-entropy (default); mse: regression")
-    p.add_argument("--epochs", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=positive_float, help="(peak) learning rate")
-    p.add_argument("--momentum", type=non_negative_float)
-    p.add_argument("--weight-decay", type=non_negative_float)
-    p.add_argument("--l1", type=non_negative_float, help="L1 penalty on weights")
-    p.add_argument("--l2", type=non_negative_float, help="L2 penalty on weights (with --l1: elastic net)")
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--step-size", type=positive_int, help="epochs between drops of the step schedule")
-    p.add_argument("--gamma", type=positive_float, help="factor of step, multistep, exponential, plateau")
-    p.add_argument("--warmup-epochs", type=non_negative_float, help="linear learning-rate warm-up")
-    p.add_argument("--label-smoothing", type=non_negative_float)
-    p.add_argument("--dropout", type=non_negative_float, help="rate of every dropout layer")
-    p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
-    p.add_argument("--clip-grad-norm", type=positive_float)
-    p.add_argument("--augment", help="comma-separated: crop, translate, flip, jitter, noise, scale, pca ('' for none)")
-    p.add_argument("--whiten", action="store_true", default=None, help="ZCA-whiten the inputs (fitted on the training set)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint, with its settings (flags given win)")
-    p.add_argument("--checkpoint-steps", type=positive_int,
-                   help="also write the resumable checkpoint every N steps (default: after every epoch only)")
-    p.add_argument("--checkpoint-minutes", type=positive_float, help="also write it every M minutes")
-    p.add_argument("--on-bad-image", choices=("fail", "skip"),
-                   help="an unreadable file in an image folder: stop naming it (default), or skip it")
-    p.add_argument("--data-dir", help="dataset root (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)")
-    p.add_argument("--config", help="JSON or TOML file of settings (explicit flags win)")
-    p.add_argument("--max-steps", type=positive_int, help="stop after N optimisation steps (quick check)")
-    p.add_argument("--overfit-batch", action="store_true", help="train on one batch only; the loss must go to ~0")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model for training")
-    p.add_argument("--layer-stats", action="store_true", default=None,
-                   help="per-layer activation and gradient statistics after every epoch (layer_stats.jsonl)")
+    add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="transfer learning: train from pretrained weights with a strategy")
+    add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate runs on a test split: accuracy, per-class accuracy, confusion")
@@ -413,6 +459,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer name for --feature-maps (default: the first convolution)")
     p.add_argument("--out", help="folder for filters.png / feature_maps.png (default: the run directory)")
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("features", help="penultimate-layer features of a dataset; optionally a linear SVM on them")
+    p.add_argument("model", help="a model name from `cnnlab models`")
+    p.add_argument("--weights", help="imagenet, a weights file or a cnnlab run (default: untrained)")
+    p.add_argument("--dataset", type=dataset_name, required=True)
+    p.add_argument("-o", "--output", help="write train_x, train_y, test_x, test_y, classes to this .npz")
+    p.add_argument("--classifier", choices=("svm", "logreg"), help="fit it on the training features, test it")
+    p.add_argument("--c", type=positive_float, default=1.0, help="the classifier's inverse regularisation")
+    p.add_argument("--classes", help="comma-separated class names: these only")
+    p.add_argument("--train-per-class", type=positive_int, help="the first N training images of each class")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("advise", help="the transfer-learning decision matrix: what to do with your data")
+    p.add_argument("--samples", type=positive_int, required=True, help="labelled images per class")
+    p.add_argument("--similarity", choices=("high", "low"), required=True,
+                   help="how much the data looks like what the weights were trained on")
+    p.set_defaults(func=cmd_advise)
 
     p = sub.add_parser("export", help="write a run or a zoo model as ONNX or TorchScript (checked after writing)")
     p.add_argument("source", metavar="RUN_OR_NAME", help="a run directory or .safetensors file, or a model name")

@@ -300,6 +300,26 @@ class ImageFolder(torch.utils.data.Dataset):
         return {**self.__dict__, "_zip": None}
 
 
+def subset(split: Split, classes=(), per_class: int | None = None) -> Split:
+    """The images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at most
+    the first `per_class` of each class in the dataset's order."""
+    names = tuple(classes) or split.classes
+    unknown = [c for c in names if c not in split.classes]
+    if unknown:
+        raise DatasetError(f"no class {unknown[0]!r} in this dataset; its classes: {', '.join(split.classes)}")
+    if names == split.classes and per_class is None:
+        return split
+    old = torch.tensor([split.classes.index(c) for c in names])
+    keep = []
+    for new, label in enumerate(old.tolist()):
+        idx = (split.labels == label).nonzero().flatten()
+        keep.append(idx[:per_class] if per_class is not None else idx)
+    idx = torch.cat(keep).sort().values  # the dataset's order
+    remap = torch.full((len(split.classes),), -1, dtype=torch.long)
+    remap[old] = torch.arange(len(names))
+    return Split(split.images[idx], remap[split.labels[idx]], names)
+
+
 def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:
     """DataLoader collate for ImageFolder(bad_images="return"): the readable images stacked, their
     labels, and the messages naming the unreadable files."""

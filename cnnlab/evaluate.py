@@ -125,7 +125,9 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
     probs = None
     for path, cfg in zip(paths, configs):
         model = load_model(path).to(dev)
-        data = make_data(dataset, False, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev, data_dir)
+        same = dataset == cfg["dataset"] and not dataset.startswith("folder:")  # a run on some classes: those
+        data = make_data(dataset, False, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev, data_dir,
+                         classes=cfg.get("classes", ()) if same else ())
         if cfg.get("num_classes") != len(data.classes):
             raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
         if isinstance(data, DeviceData):

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from . import __version__
 from .checkpoint import atomic_save, load, pack_training_state, unpack_training_state
-from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset
+from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, subset
 from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
 from .registry import create_model, get_model_info
 from .weights import check_state_dict, load_into
@@ -43,6 +43,9 @@ INITS = ("paper", "normal", "xavier", "he")
 # scale: VGG-style scale jittering (zoom x U(1, 1.3), random position); pca: AlexNet's PCA colour
 # augmentation (alpha ~ N(0, 0.1) along the RGB principal components).
 AUGMENTATIONS = ("crop", "translate", "flip", "jitter", "noise", "scale", "pca")
+# The lectures' transfer-learning choices: train only a new classifier on fixed features; also
+# the top layers; everything; or ignore the weights and train from a fresh initialisation
+STRATEGIES = ("feature-extractor", "fine-tune-top", "fine-tune-all", "from-scratch")
 
 
 @dataclass
@@ -86,6 +89,14 @@ class TrainConfig:
     checkpoint_steps: int | None = None
     checkpoint_minutes: float | None = None
     on_bad_image: str = "fail"  # an unreadable file in an image folder: "fail" (name it and stop) or "skip"
+    # transfer learning: start from `weights` (create_model's: imagenet, a file, a run); the strategy
+    # says what trains (module names up to `freeze_until` stay frozen; the head's lr is x head_lr_mult)
+    weights: str | None = None
+    strategy: str = "fine-tune-all"
+    freeze_until: str | None = None
+    head_lr_mult: float = 1.0
+    classes: tuple[str, ...] = ()  # train and test on these classes only (names), relabelled 0..k-1
+    train_per_class: int | None = None  # the first N training images of each class (few labels)
     data_dir: str | None = None
     model_kwargs: dict = field(default_factory=dict)
 
@@ -120,6 +131,14 @@ class TrainConfig:
             raise CnnlabError(f"checkpoint steps must be at least 1, got {self.checkpoint_steps}")
         if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
             raise CnnlabError(f"checkpoint minutes must be positive, got {self.checkpoint_minutes}")
+        if self.strategy not in STRATEGIES:
+            raise CnnlabError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy in ("feature-extractor", "fine-tune-top") and not self.weights:
+            raise CnnlabError(f"the {self.strategy} strategy starts from trained weights: give --weights")
+        if not self.head_lr_mult > 0:
+            raise CnnlabError(f"head lr multiplier must be positive, got {self.head_lr_mult}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise CnnlabError(f"train per class must be at least 1, got {self.train_per_class}")
         if self.on_bad_image not in ("fail", "skip"):
             raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
         if self.resume and not self.out:
@@ -203,15 +222,39 @@ def _all_reduce(t: Tensor, d: Dist) -> Tensor:
     return t
 
 
+def adapt_images(images: Tensor, size: tuple[int, ...]) -> Tensor:
+    """uint8 images made to fit a model of another input (transfer learning): colour to grey
+    (ITU-R 601 luma) or grey to colour, and larger images resized down (antialiased)."""
+    c, h, w = images.shape[1:]
+    if c == 3 and size[0] == 1:
+        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        images = (images.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    elif c == 1 and size[0] == 3:
+        images = images.expand(-1, 3, -1, -1).contiguous()
+    elif c != size[0]:
+        raise CnnlabError(f"the model takes {size[0]} channels but the images have {c}")
+    if h > size[1] and w > size[2]:
+        images = F.interpolate(images.float(), size=tuple(size[1:]), mode="bilinear", antialias=True,
+                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    return images
+
+
+def channel_normalization(split: Split, size: tuple[int, ...], mean, std) -> tuple[list, list]:
+    """`mean` and `std`, unless the images are converted to the model's number of channels: then
+    the converted training images' own per-channel statistics."""
+    if len(mean) == size[0]:
+        return list(mean), list(std)
+    sample = adapt_images(split.images[:10_000], size).float().div_(255)
+    return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).tolist()
+
+
 class DeviceData:
     """A split held on the device as uint8, padded to the model's input size; batches come out
     normalised (and augmented, and ZCA-whitened if asked) as float32."""
 
     def __init__(self, split: Split, size: tuple[int, ...], mean, std, device: torch.device):
-        images = split.images
+        images = adapt_images(split.images, size)
         c, h, w = images.shape[1:]
-        if c != size[0]:
-            raise CnnlabError(f"the model takes {size[0]} channels but the images have {c}")
         if (h, w) != tuple(size[1:]):
             dh, dw = size[1] - h, size[2] - w
             if dh < 0 or dw < 0 or dh % 2 or dw % 2:
@@ -368,29 +411,103 @@ def table_data(path: str, target: str, device: torch.device) -> tuple[TableData,
             TableData(features[cut:], targets[cut:], mean, std, device), mean, std)
 
 
-def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128):
-    """DeviceData for the small datasets, FolderData for `folder:PATH`."""
+def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128,
+              classes=(), per_class: int | None = None):
+    """DeviceData for the small datasets (only `classes`, if given), FolderData for `folder:PATH`."""
     if dataset.startswith("folder:"):
         return FolderData(dataset[len("folder:"):], train, size, mean, std, batch_size, device)
-    return DeviceData(load_dataset(dataset, train=train, data_dir=data_dir), size, mean, std, device)
+    split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
+    return DeviceData(split, size, mean, std, device)
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups = param_groups(cfg, model)
+    params = [p for g in groups for p in g["params"]]
     wd = cfg.weight_decay
     # one fused kernel for all parameters where PyTorch has one (CPU and CUDA) instead of a loop
     # over the parameter tensors
     fused = {"fused": True} if _fusable(params) else {}
     if cfg.optimizer == "sgd":  # momentum 0 is plain mini-batch SGD
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                                weight_decay=wd, **fused)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd, **fused)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=wd, **fused)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd, **fused)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=wd, **fused)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
-    return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+    return torch.optim.Adagrad(groups, lr=cfg.lr, weight_decay=wd)
+
+
+def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:
+    """The trainable parameters; with head_lr_mult, the classifier's in a group of its own with
+    lr x head_lr_mult (a new head learns faster than pretrained layers should change)."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise CnnlabError("nothing to train: every parameter is frozen")
+    if cfg.head_lr_mult == 1.0:
+        return [{"params": [p for _, p in trainable]}]
+    head = head_name(model)
+    body = [p for n, p in trainable if not n.startswith(head + ".")]
+    top = [p for n, p in trainable if n.startswith(head + ".")]
+    return ([{"params": body}] if body else []) + [{"params": top, "lr": cfg.lr * cfg.head_lr_mult}]
+
+
+def weights_config(weights: str) -> dict | None:
+    """The configuration of a cnnlab run given as weights (None for other weights)."""
+    from .weights import _is_run_file
+
+    path = Path(weights)
+    if (path.is_dir() and (path / "config.json").is_file()) or _is_run_file(path):
+        from .evaluate import run_config
+        return run_config(path)
+    return None
+
+
+def weights_normalization(weights: str) -> tuple[list, list] | None:
+    """The input normalisation the weights were trained with: ImageNet's for published weights,
+    the run's for a cnnlab run; None when a bare file does not say."""
+    path = Path(weights)
+    if weights == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
+        return list(IMAGENET_NORMALIZATION[0]), list(IMAGENET_NORMALIZATION[1])
+    source = weights_config(weights)
+    return (source["mean"], source["std"]) if source else None
+
+
+def head_name(model: nn.Module) -> str:
+    """The classifier: the last linear layer (the last layer with parameters if there is none)."""
+    named = [(n, m) for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
+    linear = [n for n, m in named if isinstance(m, nn.Linear)]
+    return linear[-1] if linear else named[-1][0]
+
+
+def freeze(model: nn.Module, strategy: str, freeze_until: str | None = None) -> list[nn.Module]:
+    """Freeze the layers the strategy keeps fixed; returns them (they must stay in eval mode, so
+    batch-norm statistics and dropout do not change either). feature-extractor: all but the
+    classifier; fine-tune-top: the first two thirds of the weighted layers; freeze_until: every
+    layer up to and including that module (a name from named_modules, e.g. layer3)."""
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+    names = [n for n, _ in leaves]
+    if freeze_until:
+        hits = [i for i, n in enumerate(names) if n == freeze_until or n.startswith(freeze_until + ".")]
+        if not hits:
+            tops = sorted({n.split(".")[0] for n in names}, key=[n.split(".")[0] for n in names].index)
+            raise CnnlabError(f"freeze until {freeze_until!r}: {model.model_name} has no such layer; "
+                              f"its top-level layers: {', '.join(tops)}")
+        cut = hits[-1] + 1
+    elif strategy == "feature-extractor":
+        head = head_name(model)
+        cut = next(i for i, n in enumerate(names) if n == head or n.startswith(head + "."))
+    elif strategy == "fine-tune-top":
+        weighted = [i for i, (_, m) in enumerate(leaves) if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d))]
+        cut = weighted[len(weighted) * 2 // 3]
+    else:
+        return []
+    frozen = [m for _, m in leaves[:cut]]
+    for m in frozen:
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(False)
+    return frozen
 
 
 class _StopRequest:
@@ -459,7 +576,8 @@ class Schedule:
         self.warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
         rest = total - self.warmup
         if cfg.schedule == "onecycle":
-            main = sched.OneCycleLR(opt, max_lr=cfg.lr, total_steps=rest, pct_start=0.25)
+            main = sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=rest,
+                                    pct_start=0.25)
         elif cfg.schedule == "cosine":
             main = sched.CosineAnnealingLR(opt, T_max=rest)
         elif cfg.schedule == "step":
@@ -695,13 +813,27 @@ def train(cfg: TrainConfig, log=print) -> dict:
         mean, std = IMAGENET_NORMALIZATION if folder else NORMALIZATION.get(cfg.dataset, (None, None))
     if mean is None:
         raise CnnlabError(f"unknown dataset {cfg.dataset!r}; use mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
-    train_split = None if folder or table else load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    if cfg.weights and cfg.strategy != "from-scratch" and not table:  # the input the weights expect
+        mean, std = weights_normalization(cfg.weights) or (mean, std)
+    train_split = None if folder or table else subset(load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir),
+                                                      cfg.classes, cfg.train_per_class)
     folder_train = ImageFolder(cfg.dataset[7:], True) if folder else None
     classes = folder_train.classes if folder else () if table else train_split.classes
     num_classes = len(classes) or 1  # a regression has one output
-    model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
-                         **cfg.model_kwargs)
+    weights = cfg.weights if cfg.strategy != "from-scratch" else None
+    if weights and cfg.init != "paper":
+        raise CnnlabError("--init re-initialises the weights that --weights loads; give one of them")
+    if weights:  # transfer learning: pretrained layers and a new classifier, unless the weights are
+        # a cnnlab run on this very dataset and classes (then training simply continues from them)
+        model = create_model(cfg.model, num_classes=num_classes, weights=weights, **cfg.model_kwargs)
+        source = weights_config(weights)
+        if not (source and source.get("dataset") == cfg.dataset and list(source.get("classes", [])) == list(classes)):
+            model.reset_classifier(num_classes)
+    else:
+        model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
+                             **cfg.model_kwargs)
     initialize(model, cfg.init)
+    frozen = freeze(model, cfg.strategy, cfg.freeze_until)
     if cfg.dropout is not None:
         for m in model.modules():
             if isinstance(m, nn.Dropout):
@@ -720,8 +852,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device,
                                on_bad_image=cfg.on_bad_image, log=log)
     else:
+        mean, std = channel_normalization(train_split, size, mean, std)
         train_data = DeviceData(train_split, size, mean, std, device)
-        test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir)
+        test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes)
     if cfg.whiten and folder:
         raise CnnlabError("ZCA whitening needs a dataset held in memory, not an image folder")
     if cfg.augment and folder:
@@ -787,6 +920,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     with stop:
         for epoch in range(first_epoch, cfg.epochs + 1):
             model.train()
+            for m in frozen:  # fixed layers keep their batch-norm statistics and drop nothing
+                m.eval()
             first_step = resumed["step_in_epoch"] if epoch == first_epoch else 0
             if not first_step:
                 order = epoch_order(train_data, cfg, gen, epoch)

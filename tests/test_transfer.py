@@ -1,0 +1,114 @@
+"""Transfer learning on real data: freezing strategies, class subsets, CNN features + SVM, advice."""
+
+import json
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.data import load_dataset, subset
+from cnnlab.errors import CnnlabError, DatasetError
+from cnnlab.train import freeze, head_name, recipe, train
+from cnnlab.transfer import advise, features, linear_classifier
+from conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory):
+    """A modern LeNet-5 trained for one epoch on MNIST: the source network."""
+    run = tmp_path_factory.mktemp("source") / "mnist"
+    train(recipe("lenet5_modern", "mnist", data_dir=str(DATA), out=str(run), epochs=1), log=lambda line: None)
+    return run
+
+
+def test_subsets_keep_the_order_and_relabel():
+    split = load_dataset("mnist", train=False, data_dir=DATA)
+    part = subset(split, ("7", "2"), per_class=3)
+    assert part.classes == ("7", "2") and len(part) == 6
+    assert part.labels[:2].tolist() == [0, 1] and sorted(part.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    first7 = (split.labels == 7).nonzero().flatten()[:3]
+    assert torch.equal(part.images[part.labels == 0], split.images[first7])  # the first three 7s, in order
+    with pytest.raises(DatasetError, match="no class 'eleven'"):
+        subset(split, ("eleven",))
+
+
+def test_strategies_freeze_what_they_say():
+    model = cnnlab.create_model("resnet18", num_classes=5)
+    assert head_name(model) == "fc"
+    frozen = freeze(model, "feature-extractor")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight", "fc.bias"} and model.bn1 in frozen
+    model = cnnlab.create_model("resnet18", num_classes=5)
+    freeze(model, "fine-tune-all", freeze_until="layer2")
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"layer3", "layer4", "fc"}
+    model = cnnlab.create_model("vgg11")
+    freeze(model, "fine-tune-top")  # the last third of the 11 weighted layers: conv 8 and the 3 FC layers
+    trainable = sorted({n.rsplit(".", 1)[0] for n, p in model.named_parameters() if p.requires_grad})
+    assert trainable == ["classifier.0", "classifier.3", "classifier.6", "features.18"]
+    with pytest.raises(CnnlabError, match="freeze until 'layer9': resnet18 has no such layer; its top-level layers: "
+                                          "conv1, bn1, relu, maxpool, layer1"):
+        freeze(cnnlab.create_model("resnet18"), "fine-tune-top", freeze_until="layer9")
+
+
+def test_feature_extractor_trains_only_a_new_head_with_frozen_statistics(mnist_run, tmp_path):
+    source = cnnlab.load_model(mnist_run)
+    cfg = recipe("lenet5_modern", "cifar10", data_dir=str(DATA), out=str(tmp_path / "t"), weights=str(mnist_run),
+                 strategy="feature-extractor", classes=("cat", "dog"), train_per_class=100, epochs=2,
+                 optimizer="adam", lr=1e-2, weight_decay=0.0, schedule="none")
+    result = train(cfg, log=lambda line: None)
+    model = result["model"].cpu()
+    for name in ("conv1", "conv2", "fc1", "fc2"):  # fixed
+        assert torch.equal(getattr(model, name).weight, getattr(source, name).weight)
+    assert model.fc3.out_features == 2  # a new head for the two target classes
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["mean"] == [0.1307] and config["std"] == [0.3081]  # the input the MNIST weights expect
+    assert config["classes"] == ["cat", "dog"] and config["input_size"] == [1, 28, 28]
+    from cnnlab.evaluate import evaluate_runs
+    ev = evaluate_runs([tmp_path / "t"], data_dir=str(DATA))
+    assert ev["images"] == 2000 and ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6)
+    # a network with batch norm: frozen statistics stay as they were
+    src = tmp_path / "r20"
+    train(recipe("resnet20", "cifar10", data_dir=str(DATA), out=str(src), max_steps=2, epochs=1,
+                 classes=("cat", "dog"), train_per_class=64, batch_size=32), log=lambda line: None)
+    before = cnnlab.load_model(src).bn1.running_mean.clone()
+    tuned = train(recipe("resnet20", "cifar10", data_dir=str(DATA), weights=str(src), strategy="feature-extractor",
+                         classes=("ship", "truck"), train_per_class=64, batch_size=32, max_steps=3, epochs=1),
+                  log=lambda line: None)["model"]
+    assert torch.equal(tuned.bn1.running_mean.cpu(), before)
+
+
+def test_features_and_a_linear_svm_beat_random_features(mnist_run, tmp_path):
+    trained = features("lenet5_modern", str(mnist_run), "mnist", tmp_path / "f.npz", train_per_class=50,
+                       data_dir=str(DATA))
+    assert trained["train_x"].shape == (500, 84) and trained["test_x"].shape == (10_000, 84)
+    torch.manual_seed(0)
+    random = features("lenet5_modern", None, "mnist", train_per_class=50, data_dir=str(DATA))
+    good, poor = linear_classifier(trained, "svm"), linear_classifier(random, "logreg")
+    assert good["test_accuracy"] > 0.95 and good["test_accuracy"] > poor["test_accuracy"] + 0.1
+    import numpy as np
+    assert set(np.load(tmp_path / "f.npz")) == {"train_x", "train_y", "test_x", "test_y", "classes"}
+
+
+def test_advice_follows_the_decision_matrix(capsys):
+    assert advise(50, "high")["strategy"] == "feature-extractor"
+    assert advise(50, "low")["strategy"] == "fine-tune-top"
+    assert advise(5000, "high")["strategy"] == "fine-tune-top"
+    assert advise(5000, "low")["strategy"] == "fine-tune-all"
+    assert main(["advise", "--samples", "200", "--similarity", "high"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("small data (200 labelled images per class), high similarity: feature-extractor")
+    assert "run: cnnlab features MODEL --weights imagenet" in out
+
+
+def test_finetune_command_and_its_errors(mnist_run, tmp_path, capsys):
+    argv = ["finetune", "lenet5_modern", "--weights", str(mnist_run), "--dataset", "mnist", "--data-dir", str(DATA),
+            "--strategy", "fine-tune-top", "--head-lr-mult", "10", "--classes", "0,1", "--train-per-class", "50",
+            "--epochs", "1", "--out", str(tmp_path / "ft")]
+    assert main(argv) == 0
+    assert "top-1" in capsys.readouterr().out
+    assert main(["finetune", "lenet5_modern", "--dataset", "mnist", "--strategy", "feature-extractor"]) == 2
+    assert "starts from trained weights: give --weights" in capsys.readouterr().err
+    assert main(["finetune", "lenet5_modern", "--weights", str(mnist_run), "--init", "he"]) == 2
+    assert "--init re-initialises the weights" in capsys.readouterr().err

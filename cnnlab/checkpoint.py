@@ -19,6 +19,15 @@ from torch import Tensor
 from .errors import WeightsError
 
 
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temporary file over `path`, with the permissions a newly created file
+    would have (temporary files are private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:
     """Write a safetensors file through a temporary file, fsync and rename: a kill at any moment
     leaves either the old file or the new one, never half of one."""
@@ -31,7 +40,7 @@ def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:
         save_file(tensors, tmp, metadata={"cnnlab": json.dumps(metadata)})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=positive_int, help="longer side in pixels (default 512 on CUDA, 256 on the CPU)")
     p.add_argument("--content-weight", type=non_negative_float, default=1.0, help="alpha")
     p.add_argument("--style-weight", type=non_negative_float,
-                   help="beta (default 1e3 for trained weights, the paper's alpha/beta = 1e-3; 1e6 for random)")
+                   help="beta (default 1e3 for trained weights, the paper's alpha/beta = 1e-3; 1e10 for random)")
     p.add_argument("--tv-weight", type=non_negative_float, default=0.0, help="total-variation smoothing")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--steps", type=positive_int, default=150, help="L-BFGS iterations or Adam steps")
@@ -531,7 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preprocess", choices=("auto", "torchvision", "caffe"), default="auto",
                    help="the input the weights expect: torchvision (RGB, standardised) or caffe (BGR 0-255 "
                         "minus the mean pixel); auto: caffe for files with caffe in their name")
-    p.add_argument("--pool", choices=("max", "avg"), default="max", help="avg: the paper's average pooling")
+    p.add_argument("--pool", choices=("max", "avg"), default="avg",
+                   help="the paper's average pooling (default) or the network's max pooling")
     p.add_argument("--snapshot-every", type=positive_int, default=0, help="also write OUT-<step> every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

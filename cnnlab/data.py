@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checkpoint import publish
 from .errors import DatasetError
 
 
@@ -138,7 +139,7 @@ def download(url: str, dest: Path, md5: str) -> None:
     if digest != md5:
         os.unlink(tmp.name)
         raise DatasetError(f"{url}: checksum mismatch (md5 {digest}, expected {md5}); nothing was saved")
-    os.replace(tmp.name, dest)
+    publish(tmp.name, dest)
 
 
 def load_idx_dataset(name: str, train: bool, root: Path, download_missing: bool = True) -> Split:
@@ -345,7 +346,7 @@ def _cached(source: Path, key: str, build) -> Split:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cache.parent, delete=False, suffix=".part") as tmp:
             torch.save({"images": split.images, "labels": split.labels, "classes": list(split.classes)}, tmp)
-        os.replace(tmp.name, cache)
+        publish(tmp.name, cache)
     except OSError:
         pass  # no writable cache: same result, decoded again next time
     return split

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import publish
 from .errors import CnnlabError
 
 FORMATS = ("onnx", "torchscript")
@@ -67,7 +68,7 @@ def export(source: str, fmt: str, out: str | os.PathLike, weights: str | None = 
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, x)
                 traced.save(tmp)
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoint import publish
 from .errors import CnnlabError, DatasetError
 from .registry import create_model
 
@@ -142,7 +143,7 @@ def save_image(x: Tensor, path: str | os.PathLike) -> None:
     os.close(fd)
     try:
         Image.fromarray(arr).save(tmp, format="JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG")
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -175,8 +176,9 @@ def vgg_features(name: str = "vgg19", weights: str = "imagenet", seed: int = 0, 
 
 def default_style_weight(weights: str) -> float:
     """beta with alpha = 1: the paper's ratio alpha/beta = 1e-3 for trained weights; random
-    features have far smaller Gram matrices, and need about 1e6 (measured on the demo images)."""
-    return 1e6 if weights == "random" else 1e3
+    features (with average pooling) have far smaller Gram matrices and need about 1e10 (found on
+    the demo images: 1e6 and 1e8 left the content almost untouched at 256 px)."""
+    return 1e10 if weights == "random" else 1e3
 
 
 def default_preprocess(weights: str) -> str:
@@ -187,7 +189,7 @@ def default_preprocess(weights: str) -> str:
 def stylize(content: Tensor, style: Tensor, features: nn.Sequential, preprocess: str = "torchvision",
             content_weight: float = 1.0, style_weight: float = 1e3, tv_weight: float = 0.0,
             style_layers=STYLE_LAYERS, content_layer: str = CONTENT_LAYER, optimizer: str = "lbfgs",
-            steps: int = 300, lr: float = 0.02, init: str = "content", pool: str = "max", seed: int = 0,
+            steps: int = 300, lr: float = 0.02, init: str = "content", pool: str = "avg", seed: int = 0,
             snapshot=None, snapshot_every: int = 0, log=None) -> tuple[Tensor, list[dict]]:
     """Optimise an image (RGB on 0-1, the content image's size) for `steps` evaluations of the
     loss; returns it and the loss history. `snapshot(step, image)` is called every

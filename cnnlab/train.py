@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
-from .checkpoint import atomic_save, load, pack_training_state, unpack_training_state
+from .checkpoint import atomic_save, load, pack_training_state, publish, unpack_training_state
 from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, subset
 from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
 from .registry import create_model, get_model_info
@@ -748,7 +748,7 @@ def _write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -1059,7 +1059,7 @@ def plot_history(history: list[dict], path: Path) -> None:
     os.close(fd)
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
+    publish(tmp, path)
 
 
 def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import publish
 from .errors import CnnlabError
 from .registry import create_model, get_model_info
 from .train import NORMALIZATION, DeviceData, channel_normalization, eval_batches, weights_normalization
@@ -69,7 +70,7 @@ def _save_npz(path: Path, arrays: dict) -> None:
     os.close(fd)
     try:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -24,6 +26,10 @@ def test_one_epoch_writes_a_readable_run_directory(tmp_path):
     model = cnnlab.load_model(run)
     assert torch.equal(model.fc.weight, result["model"].fc.weight.cpu())
     assert (run / "best.safetensors").exists() and (run / "checkpoint.safetensors").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "config.json", "metrics.jsonl", "curves.png"):  # written atomically,
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~umask  # yet as readable as any new file
     x, _ = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), config["mean"],
                       config["std"], torch.device("cpu")).batch(torch.arange(500))
     assert (model(x).argmax(1) == load_dataset("mnist", False, DATA).labels[:500]).float().mean() > 0.95

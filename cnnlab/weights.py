@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from .checkpoint import load
@@ -257,4 +258,8 @@ def _is_run_file(path: Path) -> bool:
     """A .safetensors file written by `cnnlab train` (its metadata holds the run's config)."""
     if path.suffix != ".safetensors" or not path.is_file():
         return False
-    return "config" in load(path)[1]
+    try:
+        with safe_open(path, "pt") as f:  # the header only, not the tensors
+            return '"config"' in (f.metadata() or {}).get("cnnlab", "")
+    except (SafetensorError, OSError, ValueError):
+        return False  # load() reports what is wrong with it

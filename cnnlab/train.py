@@ -453,6 +453,13 @@ def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:
     return ([{"params": body}] if body else []) + [{"params": top, "lr": cfg.lr * cfg.head_lr_mult}]
 
 
+def seen_images(steps: int, cfg: TrainConfig, data) -> int:
+    """Training images in the first `steps` steps of an epoch (the last batch may be short)."""
+    if cfg.overfit_batch:
+        return min(cfg.batch_size, len(data)) * steps
+    return min(steps * cfg.batch_size, len(data))
+
+
 def weights_config(weights: str) -> dict | None:
     """The configuration of a cnnlab run given as weights (None for other weights)."""
     from .weights import _is_run_file
@@ -879,7 +886,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 "std": list(std), "classes": list(classes), "cnnlab_version": __version__,
                 "git_hash": _git_hash()}
     history, first_epoch, best = [], 1, None
-    resumed = {"step_in_epoch": 0, "loss_sum": 0.0, "steps_done": 0, "time": 0.0}
+    resumed = {"step_in_epoch": 0, "loss_sum": 0.0, "correct_sum": 0, "steps_done": 0, "time": 0.0}
     order = None
     writes = run is not None and d.rank == 0  # in a torchrun job, rank 0 writes for all
     if run and cfg.resume:  # every process restores the same state
@@ -926,6 +933,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if not first_step:
                 order = epoch_order(train_data, cfg, gen, epoch)
             total = torch.full((), resumed["loss_sum"] if first_step else 0.0, device=device)
+            correct = torch.full((), resumed["correct_sum"] if first_step else 0, device=device)  # training top-1
             bad_step = torch.full((), -1, device=device)  # the first step whose loss was not finite
             taken = first_step
             bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
@@ -934,7 +942,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for i, (x, y) in enumerate(epoch_batches(train_data, cfg, gen, epoch, order, d, first_step), first_step):
                 try:
                     with autocast:
-                        loss = loss_fn(net(x), y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
+                        out = net(x)
+                        loss = loss_fn(out, y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                 except torch.cuda.OutOfMemoryError:
@@ -947,6 +956,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 opt.step()
                 schedule.step()
                 total += loss.detach()
+                if not table:  # as the batch was seen (augmented, dropout on), like Keras' accuracy
+                    correct += ((out[0] if isinstance(out, tuple) else out).argmax(1) == y).sum()
                 steps_done += 1
                 taken = i + 1
                 done = cfg.max_steps and steps_done >= cfg.max_steps
@@ -961,7 +972,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                             f"{'the last checkpoint is kept in ' + str(run) if run else 'nothing was saved'}; "
                             "try a smaller --lr or --clip-grad-norm")
                     if (due or stopping) and writes:
-                        save_checkpoint(epoch - 1, {"step_in_epoch": taken, "loss_sum": total.item()},
+                        save_checkpoint(epoch - 1, {"step_in_epoch": taken, "loss_sum": total.item(),
+                                                    "correct_sum": int(correct.item())},
                                         {"order": order})
                         last_save = time.perf_counter()
                     if stopping:
@@ -992,7 +1004,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 log("gradient norms, input to output: " + ", ".join(grads))
             with autocast:
                 test = evaluate(model, test_data, d=d)
-            row = {"epoch": epoch, "train_loss": train_loss, **{f"test_{k}": v for k, v in test.items()},
+            row = {"epoch": epoch, "train_loss": train_loss,
+                   **({} if table else {"train_top1": _all_reduce(correct, d).item() / seen_images(taken, cfg, train_data)}),
+                   **{f"test_{k}": v for k, v in test.items()},
                    "lr": opt.param_groups[0]["lr"],
                    "images_per_s": min((taken - first_step) * cfg.batch_size, len(train_data)) / train_seconds,
                    "time": time.perf_counter() - start}

@@ -21,6 +21,7 @@ def test_one_epoch_writes_a_readable_run_directory(tmp_path):
     assert json.loads((run / "config.json").read_text())["model"] == "mlp"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["test_top1"] == pytest.approx(result["test"]["top1"])
+    assert 0.85 < rows[0]["train_top1"] < rows[0]["test_top1"] + 0.05  # counted while training (dropout on)
     config = json.loads((run / "config.json").read_text())
     assert config["mean"] == [0.1307] and config["std"] == [0.3081] and config["cnnlab_version"]
     model = cnnlab.load_model(run)

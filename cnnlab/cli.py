@@ -333,6 +333,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import EXPERIMENTS, run_experiment
+
+    if args.list or not args.name:
+        for exp in EXPERIMENTS.values():
+            print(f"{exp.name:16s} {exp.claim}")
+        return 0
+    run_experiment(args.name, args.scale, args.seeds, args.out)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
@@ -537,6 +548,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_stylize)
+
+    p = sub.add_parser("experiment", help="run one of the lectures' claims as a controlled experiment")
+    p.add_argument("name", nargs="?", help="the experiment (see --list)")
+    p.add_argument("--list", action="store_true", help="list the experiments and their claims")
+    p.add_argument("--scale", choices=("small", "full"), default="small",
+                   help="small: minutes on a CPU, on data subsets; full: the paper's setting (a GPU)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="runs per arm (mean +- std in the report)")
+    p.add_argument("--out", help="report folder (default runs/experiments/NAME)")
+    p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("export", help="write a run or a zoo model as ONNX or TorchScript (checked after writing)")
     p.add_argument("source", metavar="RUN_OR_NAME", help="a run directory or .safetensors file, or a model name")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,22 +29,31 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:
-    """Write a safetensors file through a temporary file, fsync and rename: a kill at any moment
-    leaves either the old file or the new one, never half of one."""
+@contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = ".part"):
+    """A temporary file name beside `path` to write to: when the block ends, the file is fsynced
+    and renamed over `path` (`publish`); if it raises, the temporary file is removed. A kill at
+    any moment leaves either the old file or the new one, never half of one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp", suffix=suffix)
     os.close(fd)
     try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        save_file(tensors, tmp, metadata={"cnnlab": json.dumps(metadata)})
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:
+    """Write a safetensors file atomically (`atomic_file`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_file(path) as tmp:
+        save_file(tensors, tmp, metadata={"cnnlab": json.dumps(metadata)})
 
 
 def load(path: Path) -> tuple[dict[str, Tensor], dict]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .checkpoint import publish
+from .checkpoint import atomic_file
 from .errors import CnnlabError
 
 HELD, NOT_HELD, INCONCLUSIVE = "held", "did not hold", "inconclusive"
@@ -157,13 +157,11 @@ def write_report(exp: Experiment, result: dict, scale: str, seeds: int, out: Pat
     ax.set_ylabel(label)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = out / ".curves.part.png"
-    fig.savefig(tmp, dpi=90)
+    with atomic_file(out / "curves.png", ".png") as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    publish(tmp, out / "curves.png")
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    publish(tmp, path)
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import publish
+from .checkpoint import atomic_file
 from .errors import CnnlabError
 
 FORMATS = ("onnx", "torchscript")
@@ -57,9 +56,7 @@ def export(source: str, fmt: str, out: str | os.PathLike, weights: str | None = 
     out = Path(out)
     if not out.parent.is_dir():
         raise CnnlabError(f"{out.parent}: no such directory for the exported file")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_file(out) as tmp:
         if fmt == "onnx":
             _export_onnx(model, x, tmp, cfg)
         else:
@@ -68,10 +65,6 @@ def export(source: str, fmt: str, out: str | os.PathLike, weights: str | None = 
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, x)
                 traced.save(tmp)
-        publish(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     result = {"file": str(out), "format": fmt, "model": cfg["model"], "input_size": cfg["input_size"],
               "bytes": out.stat().st_size}
     if check:

@@ -15,7 +15,6 @@ texture), which need nothing downloaded.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import publish
+from .checkpoint import atomic_file
 from .errors import CnnlabError, DatasetError
 from .registry import create_model
 
@@ -139,14 +138,8 @@ def save_image(x: Tensor, path: str | os.PathLike) -> None:
 
     path = Path(path)
     arr = (x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
+    with atomic_file(path, path.suffix or ".png") as tmp:
         Image.fromarray(arr).save(tmp, format="JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG")
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def vgg_features(name: str = "vgg19", weights: str = "imagenet", seed: int = 0, log=None) -> tuple[nn.Sequential, str]:

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,11 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
-from .checkpoint import atomic_save, load, pack_training_state, publish, unpack_training_state
+from .checkpoint import atomic_file, atomic_save, load, pack_training_state, unpack_training_state
 from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, subset
 from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
 from .registry import create_model, get_model_info
-from .weights import check_state_dict, load_into
+from .weights import check_state_dict, load_into, weights_kind
 
 # Per-channel mean and std of the training images, after scaling to [0, 1].
 NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (0.3530,)),
@@ -462,20 +461,17 @@ def seen_images(steps: int, cfg: TrainConfig, data) -> int:
 
 def weights_config(weights: str) -> dict | None:
     """The configuration of a cnnlab run given as weights (None for other weights)."""
-    from .weights import _is_run_file
+    if weights_kind(weights) != "run":
+        return None
+    from .evaluate import run_config
 
-    path = Path(weights)
-    if (path.is_dir() and (path / "config.json").is_file()) or _is_run_file(path):
-        from .evaluate import run_config
-        return run_config(path)
-    return None
+    return run_config(weights)
 
 
 def weights_normalization(weights: str) -> tuple[list, list] | None:
     """The input normalisation the weights were trained with: ImageNet's for published weights,
     the run's for a cnnlab run; None when a bare file does not say."""
-    path = Path(weights)
-    if weights == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
+    if weights_kind(weights) == "published":
         return list(IMAGENET_NORMALIZATION[0]), list(IMAGENET_NORMALIZATION[1])
     source = weights_config(weights)
     return (source["mean"], source["std"]) if source else None
@@ -748,17 +744,8 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Through a temporary file, fsync and rename: a kill leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def _progress(total: int, desc: str):
@@ -1069,11 +1056,9 @@ def plot_history(history: list[dict], path: Path) -> None:
     for ax in (a, b, c):
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
+    with atomic_file(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    publish(tmp, path)
 
 
 def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:

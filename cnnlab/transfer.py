@@ -10,14 +10,13 @@ from the amount of data and its similarity to the data the weights were trained 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import publish
+from .checkpoint import atomic_file
 from .errors import CnnlabError
 from .registry import create_model, get_model_info
 from .train import NORMALIZATION, DeviceData, channel_normalization, eval_batches, weights_normalization
@@ -66,14 +65,8 @@ def features(model_name: str, weights: str | None, dataset: str, out: str | os.P
 def _save_npz(path: Path, arrays: dict) -> None:
     if not path.parent.is_dir():
         raise CnnlabError(f"{path.parent}: no such directory for the features file")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_file(path, ".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def linear_classifier(feats: dict, kind: str = "svm", c: float = 1.0) -> dict:

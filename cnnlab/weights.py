@@ -224,20 +224,21 @@ def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int |
     learning); every other layer keeps its weights."""
     path = Path(weights)
     info = pretrained(name) if name in TORCHVISION_MODELS else None
-    if str(weights) == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
+    kind = weights_kind(weights)
+    if kind == "published":
         if info is None:
             pretrained(name)  # raises: no published weights
         source = fetch(info, None if str(weights) == "imagenet" else path)
         model = create_model(name, **{**info.build, **kwargs})
         load_weights(model, name, source)
         model.pretrained = info
-    elif path.is_dir() or _is_run_file(path):
+    elif kind == "run":
         from .train import load_model
 
         model = load_model(path)
         if model.model_name != name:
             raise WeightsError(f"{path} holds a {model.model_name}, not a {name}")
-    elif path.is_file():
+    elif kind == "file":
         state = read_state_dict(path)
         if any(k.startswith("model.") for k in state):
             state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
@@ -252,6 +253,17 @@ def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int |
     if num_classes is not None and num_classes != num_classes_of(model.state_dict()):
         model.reset_classifier(num_classes)
     return model
+
+
+def weights_kind(weights: str | os.PathLike) -> str:
+    """What `weights` names: "published" ("imagenet", or a folder holding torchvision's file),
+    "run" (a cnnlab run directory or run file), "file" (another weights file) or "missing"."""
+    path = Path(weights)
+    if str(weights) == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
+        return "published"
+    if path.is_dir() or _is_run_file(path):
+        return "run"
+    return "file" if path.is_file() else "missing"
 
 
 def _is_run_file(path: Path) -> bool:

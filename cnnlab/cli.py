@@ -131,11 +131,22 @@ def non_negative_float(text: str) -> float:
     return _float(text, lambda v: v >= 0, "must not be negative")
 
 
-TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "l1", "l2", "schedule",
+TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
                "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
                "checkpoint_steps", "checkpoint_minutes", "on_bad_image", "weights", "strategy", "freeze_until",
-               "head_lr_mult", "train_per_class")
+               "head_lr_mult", "train_per_class", "test_per_class")
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON (numbers, true/false, lists) or else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def dataset_name(text: str) -> str:
@@ -223,6 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["classes"] = tuple(settings["classes"])
     if "augment" in settings:
         settings["augment"] = tuple(settings["augment"])
+    if args.model_kwargs:
+        settings["model_kwargs"] = {**settings.get("model_kwargs", {}), **dict(args.model_kwargs)}
     dataset = settings.pop("dataset", None)
     dataset = args.dataset or dataset or "mnist"
     settings.update({k: v for k, v in (("resume", args.resume or None), ("max_steps", args.max_steps),
@@ -334,13 +347,22 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from .experiments import EXPERIMENTS, run_experiment
+    from .experiments import EXPERIMENTS, run_experiment, write_gallery
 
     if args.list or not args.name:
         for exp in EXPERIMENTS.values():
             print(f"{exp.name:16s} {exp.claim}")
         return 0
+    if args.name == "all":
+        root = Path(args.out or Path("runs") / "experiments")
+        for name in EXPERIMENTS:
+            run_experiment(name, args.scale, args.seeds, root / name)
+        if args.gallery:
+            print(f"wrote {write_gallery(root, Path(args.gallery))}")
+        return 0
     run_experiment(args.name, args.scale, args.seeds, args.out)
+    if args.gallery:
+        print(f"wrote {write_gallery(Path(args.out or Path('runs') / 'experiments' / args.name).parent, Path(args.gallery))}")
     return 0
 
 
@@ -381,6 +403,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--lr", type=positive_float, help="(peak) learning rate")
     p.add_argument("--momentum", type=non_negative_float)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov momentum (SGD)")
     p.add_argument("--weight-decay", type=non_negative_float)
     p.add_argument("--l1", type=non_negative_float, help="L1 penalty on weights")
     p.add_argument("--l2", type=non_negative_float, help="L2 penalty on weights (with --l1: elastic net)")
@@ -419,6 +443,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head-lr-mult", type=positive_float, help="the classifier's lr is the lr times this")
     p.add_argument("--classes", help="comma-separated class names: train and test on these only")
     p.add_argument("--train-per-class", type=positive_int, help="the first N training images of each class")
+    p.add_argument("--test-per-class", type=positive_int, help="evaluate on the first N test images of each class")
+    p.add_argument("--model-kwargs", nargs="+", type=key_value, metavar="KEY=VALUE",
+                   help="arguments of the model's builder, e.g. activation=tanh width=0.5 (values are JSON or text)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -512,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--c", type=positive_float, default=1.0, help="the classifier's inverse regularisation")
     p.add_argument("--classes", help="comma-separated class names: these only")
     p.add_argument("--train-per-class", type=positive_int, help="the first N training images of each class")
+    p.add_argument("--test-per-class", type=positive_int, help="evaluate on the first N test images of each class")
+    p.add_argument("--model-kwargs", nargs="+", type=key_value, metavar="KEY=VALUE",
+                   help="arguments of the model's builder, e.g. activation=tanh width=0.5 (values are JSON or text)")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_features)
 
@@ -550,12 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stylize)
 
     p = sub.add_parser("experiment", help="run one of the lectures' claims as a controlled experiment")
-    p.add_argument("name", nargs="?", help="the experiment (see --list)")
+    p.add_argument("name", nargs="?", help="the experiment (see --list), or all")
     p.add_argument("--list", action="store_true", help="list the experiments and their claims")
     p.add_argument("--scale", choices=("small", "full"), default="small",
                    help="small: minutes on a CPU, on data subsets; full: the paper's setting (a GPU)")
     p.add_argument("--seeds", type=positive_int, default=1, help="runs per arm (mean +- std in the report)")
-    p.add_argument("--out", help="report folder (default runs/experiments/NAME)")
+    p.add_argument("--out", help="report folder (default runs/experiments/NAME; for all: the parent folder)")
+    p.add_argument("--gallery", metavar="PAGE.md", help="also write a Markdown page of every report found beside it")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("export", help="write a run or a zoo model as ONNX or TorchScript (checked after writing)")

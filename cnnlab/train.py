@@ -96,6 +96,7 @@ class TrainConfig:
     head_lr_mult: float = 1.0
     classes: tuple[str, ...] = ()  # train and test on these classes only (names), relabelled 0..k-1
     train_per_class: int | None = None  # the first N training images of each class (few labels)
+    test_per_class: int | None = None  # evaluate on the first N test images of each class (quick checks)
     data_dir: str | None = None
     model_kwargs: dict = field(default_factory=dict)
 
@@ -136,8 +137,9 @@ class TrainConfig:
             raise CnnlabError(f"the {self.strategy} strategy starts from trained weights: give --weights")
         if not self.head_lr_mult > 0:
             raise CnnlabError(f"head lr multiplier must be positive, got {self.head_lr_mult}")
-        if self.train_per_class is not None and self.train_per_class < 1:
-            raise CnnlabError(f"train per class must be at least 1, got {self.train_per_class}")
+        for name in ("train_per_class", "test_per_class"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise CnnlabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.on_bad_image not in ("fail", "skip"):
             raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
         if self.resume and not self.out:
@@ -848,7 +850,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     else:
         mean, std = channel_normalization(train_split, size, mean, std)
         train_data = DeviceData(train_split, size, mean, std, device)
-        test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes)
+        test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes,
+                              per_class=cfg.test_per_class)
     if cfg.whiten and folder:
         raise CnnlabError("ZCA whitening needs a dataset held in memory, not an image folder")
     if cfg.augment and folder:

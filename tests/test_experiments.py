@@ -1,14 +1,16 @@
-"""The experiment machinery: verdicts on synthetic metrics, and a tiny real run end to end."""
+"""The experiments: verdicts on synthetic metrics, the arithmetic they quote, and every
+experiment run end to end in a tiny configuration on the real data."""
 
 import json
 
 import pytest
 
 import cnnlab
+from cnnlab.analysis import analyze
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.experiments import (HELD, INCONCLUSIVE, NOT_HELD, first_epoch_below, run_experiment,
-                                speedup_verdict)
+from cnnlab.experiments import (EXPERIMENTS, HELD, INCONCLUSIVE, NOT_HELD, Arm, combine, command, first_epoch_below,
+                                inception_3a_macs, lower_verdict, run_experiment, speedup_verdict)
 from conftest import DATA
 
 
@@ -24,22 +26,80 @@ def test_verdicts_on_synthetic_metrics():
     assert verdict == HELD and numbers.startswith("median ratio >= 4.3x")
     assert speedup_verdict([5], [4], budget=12)[0] == NOT_HELD
     assert speedup_verdict([4], [6], budget=12)[0] == INCONCLUSIVE  # 1.5x: neither
-    assert speedup_verdict([None], [6], budget=12)[0] == INCONCLUSIVE
+    assert speedup_verdict([None], [6], budget=12)[0] == NOT_HELD  # only the "slow" arm got there
+    assert speedup_verdict([None, 4], [6, 12], budget=12)[0] == INCONCLUSIVE
     assert speedup_verdict([8], [None], budget=12)[0] == INCONCLUSIVE  # only >= 1.6x is known
+    assert lower_verdict([10.0], [12.0]) == HELD
+    assert lower_verdict([12.0], [10.0]) == NOT_HELD
+    assert lower_verdict([10.0], [10.4], margin=0.5) == INCONCLUSIVE
+    # two seeds each: a 1-point difference inside +-3 points of seed noise is not evidence
+    assert lower_verdict([7.0, 13.0], [9.0, 13.0]) == INCONCLUSIVE
+    assert lower_verdict([10.0, 10.2], [12.0, 12.2]) == HELD
+    assert combine([HELD, HELD]) == HELD and combine([HELD, INCONCLUSIVE]) == INCONCLUSIVE
+    assert combine([HELD, NOT_HELD, INCONCLUSIVE]) == NOT_HELD
 
 
-def test_a_tiny_real_run_writes_the_report(tmp_path, capsys):
+def test_the_arithmetic_the_experiments_quote():
+    # GoogLeNet's inception (3a) on 28x28x192 by hand: naive 1x1 64, 3x3 128, 5x5 32 on 192 channels;
+    # with reductions 1x1 64 | 1x1 96 -> 3x3 128 | 1x1 16 -> 5x5 32 | pool -> 1x1 32
+    hw = 28 * 28
+    naive = hw * 192 * (64 + 9 * 128 + 25 * 32)
+    reduced = hw * (192 * (64 + 96 + 16 + 32) + 96 * 9 * 128 + 16 * 25 * 32)
+    assert inception_3a_macs() == {"naive": naive, "with 1x1 reductions": reduced}
+    assert (naive, reduced) == (303_464_448, 128_049_152)  # the reductions save 58 %
+    # three 3x3 layers of C channels: 27 C^2 weights against one 7x7's 49 C^2 (+ biases), same 7x7 view
+    c = 32
+    stack, single = (analyze(cnnlab.create_model("filter_stack", design=d, channels=c)) for d in ("3x3", "single"))
+    stem = 3 * c * 9 + c
+    head = c * 10 + 10
+    assert stack.totals["params"] == stem + 2 * (3 * (9 * c * c + c)) + head
+    assert single.totals["params"] == stem + 2 * (49 * c * c + c) + head
+    stage1_stack = [r for r in stack.layers if r.kind == "conv"][3]  # stem + three 3x3
+    stage1_single = [r for r in single.layers if r.kind == "conv"][1]  # stem + one 7x7
+    assert stage1_stack.receptive_field == stage1_single.receptive_field == (15, 15)  # stem's 3 (+stride 2) then 7
+    # the ablation's layers really go
+    names = dict(cnnlab.create_model("alexnet_cifar", remove=["conv3", "conv4"]).features.named_children())
+    assert "conv3" not in names and "conv5" in names
+    head = dict(cnnlab.create_model("alexnet_cifar", remove=["fc6", "fc7"]).head.named_children())
+    assert set(head) == {"flatten"}
+    with pytest.raises(CnnlabError, match="remove takes conv3, conv4, fc6, fc7; got 'conv1'"):
+        cnnlab.create_model("alexnet_cifar", remove=["conv1"])
+
+
+def test_commands_reproduce_the_arms():
+    arm = Arm("tanh", "cnn4", settings={"epochs": 3, "optimizer": "sgd", "lr": 0.01, "nesterov": False,
+                                        "augment": (), "model_kwargs": {"activation": "tanh", "width": 0.5}})
+    line = command(arm, {})
+    assert line.startswith("cnnlab train cnn4 --dataset cifar10 --epochs 3")
+    assert "--no-nesterov" in line and "--model-kwargs activation=tanh width=0.5" in line
+    argv = line.replace("'", "").split()[2:]
+    argv = [a for a in argv if a not in ("S", "DIR", "--seed", "--out")]
+    from cnnlab.cli import build_parser
+    args = build_parser().parse_args(["train", *argv])
+    assert dict(args.model_kwargs) == {"activation": "tanh", "width": 0.5} and args.nesterov is False
+
+
+TINY = dict(epochs=1, max_steps=2, train_per_class=8, test_per_class=4, batch_size=16)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_runs_end_to_end(name, tmp_path):
     log = []
-    result = run_experiment("relu-vs-tanh", "small", 1, tmp_path / "exp", log=log.append, data_dir=str(DATA),
-                            epochs=2, train_per_class=20)
-    assert result["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE) and set(result["runs"]) == {"relu-seed0", "tanh-seed0"}
-    report = (tmp_path / "exp" / "report.md").read_text()
-    assert report.startswith("# relu-vs-tanh") and f"**Verdict: {result['verdict']}**" in report
-    assert "| relu |" in report and "| tanh |" in report and "cnnlab train cnn4" in report
-    metrics = json.loads((tmp_path / "exp" / "metrics.json").read_text())
-    assert len(metrics["runs"]["tanh-seed0"]) == 2 and (tmp_path / "exp" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert cnnlab.create_model("cnn4", activation="tanh").features[1].__class__.__name__ == "Tanh"
+    result = run_experiment(name, "small", 1, tmp_path / name, log=log.append, data_dir=str(DATA), **TINY)
+    assert result["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE)
+    report = (tmp_path / name / "report.md").read_text()
+    assert report.startswith(f"# {name}") and f"**Verdict: {result['verdict']}**" in report
+    assert all(f"| {row['arm']} |" in report for row in result["table"])
+    assert report.count("cnnlab train ") == len(result["commands"]) >= 2
+    metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert metrics["verdict"] == result["verdict"] and set(metrics["runs"]) == set(result["runs"])
+    assert all(len(h) == 1 for h in metrics["runs"].values())
+    assert (tmp_path / name / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_lists_and_refuses(capsys):
     with pytest.raises(CnnlabError, match="unknown experiment 'relu-vs-sigmoid'"):
         run_experiment("relu-vs-sigmoid")
     assert main(["experiment", "--list"]) == 0
-    assert "relu-vs-tanh" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in EXPERIMENTS) and len(EXPERIMENTS) == 13

@@ -56,3 +56,20 @@ class ConvReLU(nn.Module):
 def new_head(old: nn.Linear, num_classes: int) -> nn.Linear:
     """A fresh linear layer with `old`'s input size, device and dtype (for reset_classifier)."""
     return nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
+
+
+class Maxout(nn.Module):
+    """Maxout (Goodfellow et al. 2013): the maximum over groups of `pieces` consecutive channels
+    (features), so a layer feeding it has `pieces` times the outputs. Never saturates, never dies:
+    one piece always passes its gradient."""
+
+    def __init__(self, pieces: int = 2):
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c = x.shape[:2]
+        return x.reshape(n, c // self.pieces, self.pieces, *x.shape[2:]).amax(2)
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}"

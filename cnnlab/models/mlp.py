@@ -12,10 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, new_head
+from .layers import Maxout, check_input, new_head
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-               "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
+               "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "maxout": lambda: Maxout(2)}
 
 
 class MLP(nn.Module):
@@ -36,8 +36,9 @@ class MLP(nn.Module):
         self.in_features = in_features
         layers: list[nn.Module] = []
         width = in_features
+        pieces = 2 if activation == "maxout" else 1  # maxout: each unit is the larger of two linear ones
         for h in hidden:
-            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(width, h * pieces), ACTIVATIONS[activation]()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = h

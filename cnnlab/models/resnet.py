@@ -186,7 +186,8 @@ class ShortcutA(nn.Module):
 class CifarResNet(nn.Module):
     """The CIFAR-10 networks of He et al. Section 4.2: a 3x3 conv with 16 filters, three stages
     of n basic blocks on 32x32, 16x16 and 8x8 maps with 16, 32 and 64 filters, global average
-    pooling and a 10-way linear layer: 6n + 2 weighted layers.
+    pooling and a 10-way linear layer: 6n + 2 weighted layers. `width` scales the channel counts
+    (an option for cheap CPU experiments; 1 is the paper's).
 
     With `shortcut=True` the shortcuts are identities, option A (zero-padded channels) where
     the shape changes, so ResNets have exactly as many parameters as plain nets of the same
@@ -198,21 +199,24 @@ class CifarResNet(nn.Module):
 
     input_size = (3, 32, 32)
 
-    def __init__(self, depth: int, num_classes: int = 10, shortcut: bool = True):
+    def __init__(self, depth: int, num_classes: int = 10, shortcut: bool = True, width: float = 1.0):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width}")
         n = (depth - 2) // 6
+        c1, c2, c3 = (max(1, round(c * width)) for c in (16, 32, 64))  # width < 1: a cheaper net for CPUs
         self.shortcut = shortcut
-        self.conv1 = conv3x3(3, 16)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.conv1 = conv3x3(3, c1)
+        self.bn1 = nn.BatchNorm2d(c1)
         self.relu = nn.ReLU(inplace=True)
-        self.in_channels = 16
-        self.layer1 = self._make_layer(16, n, 1)
-        self.layer2 = self._make_layer(32, n, 2)
-        self.layer3 = self._make_layer(64, n, 2)
+        self.in_channels = c1
+        self.layer1 = self._make_layer(c1, n, 1)
+        self.layer2 = self._make_layer(c2, n, 2)
+        self.layer3 = self._make_layer(c3, n, 2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(c3, num_classes)
         init_resnet(self, zero_init_residual=False)
 
     def _make_layer(self, channels: int, blocks: int, stride: int) -> nn.Sequential:

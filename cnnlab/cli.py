@@ -152,9 +152,9 @@ def key_value(text: str) -> tuple[str, object]:
 def dataset_name(text: str) -> str:
     from .data import DATASETS
 
-    if text in DATASETS:
+    if text in DATASETS or text == "mnist-scenes":
         return text
-    for prefix, what in (("folder:", "folder or zip file"), ("csv:", "CSV file")):
+    for prefix, what in (("folder:", "folder or zip file"), ("csv:", "CSV file"), ("voc:", "VOC2012 folder")):
         if text.startswith(prefix):
             if not Path(text[len(prefix):]).exists():
                 raise argparse.ArgumentTypeError(f"no such {what}: {text[len(prefix):]}")
@@ -162,7 +162,7 @@ def dataset_name(text: str) -> str:
     import difflib
     close = difflib.get_close_matches(text, DATASETS, n=2)
     raise argparse.ArgumentTypeError(f"unknown dataset {text!r}" + (f"; closest: {', '.join(close)}" if close else "")
-                                     + f"; use {', '.join(DATASETS)} or folder:PATH")
+                                     + f"; use {', '.join(DATASETS)}, mnist-scenes, voc:PATH or folder:PATH")
 
 
 def read_config(path: str | None) -> dict:
@@ -253,14 +253,18 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
     result = train(cfg)
     t = result["test"]
-    print(f"test top-1 {100 * t['top1']:.2f}%, top-5 {100 * t['top5']:.2f}%" if "top1" in t
+    print(f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%" if "miou" in t
+          else f"test top-1 {100 * t['top1']:.2f}%, top-5 {100 * t['top5']:.2f}%" if "top1" in t
           else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_runs, write_confusion, write_gallery
+    from .evaluate import evaluate_runs, evaluate_segmentation_run, run_config, write_confusion, write_gallery
+    from .segmentation import is_segmentation
 
+    if is_segmentation(args.dataset or run_config(args.runs[0])["dataset"]):
+        return eval_segmentation(args, evaluate_segmentation_run)
     result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device)
     out = Path(args.out) if args.out else (Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
     files = write_confusion(result, out) if out else []
@@ -279,6 +283,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {name.ljust(width)}  {100 * acc:6.2f}%")
     for f in files:
         print(f"wrote {f}")
+    return 0
+
+
+def eval_segmentation(args: argparse.Namespace, evaluate) -> int:
+    if len(args.runs) > 1 or args.tta != "none":
+        raise CnnlabError("segmentation runs are evaluated one at a time, without --tta")
+    out = Path(args.out) if args.out else (Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
+    result = evaluate(args.runs[0], args.dataset, args.data_dir, args.device, out)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.runs[0]} on {result['dataset']} test ({result['images']:,} images)")
+    print(f"pixel accuracy {100 * result['pixel_accuracy']:.2f}%  mean accuracy {100 * result['mean_accuracy']:.2f}%  "
+          f"mean IoU {100 * result['miou']:.2f}%")
+    width = max(len(c) for c in result["iou"])
+    for name, iou in result["iou"].items():
+        print(f"  {name.ljust(width)}  IoU " + (f"{100 * iou:6.2f}%" if iou is not None else "     -"))
+    if "picture" in result:
+        print(f"wrote {result['picture']}")
     return 0
 
 
@@ -395,7 +418,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("model", help="a model name from `cnnlab models`")
     p.add_argument("--dataset", type=dataset_name, default=None,
-                   help=f"{', '.join(DATASETS)}, folder:PATH (class sub-folders, or a zip of them) or csv:PATH")
+                   help=f"{', '.join(DATASETS)}, folder:PATH (class sub-folders, or a zip of them), csv:PATH, "
+                        "or for segmentation mnist-scenes and voc:PATH (a VOC2012 folder)")
     p.add_argument("--target", help="the column to predict, for csv:PATH")
     p.add_argument("--loss", choices=("ce", "mse"), help="ce: cross-entropy (default); mse: regression")
     p.add_argument("--epochs", type=positive_int)

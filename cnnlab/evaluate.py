@@ -305,3 +305,34 @@ def visualize_feature_maps(run: str | Path, image: str | Path, layer: str | None
     if not isinstance(maps, Tensor) or maps.ndim != 4:
         raise CnnlabError(f"layer {layer!r} outputs {tuple(getattr(maps, 'shape', ()))}, not feature maps")
     return _grid_png(maps[0, :64].unsqueeze(1), out, f"{layer}: {tuple(maps.shape[1:])} (first 64 maps)")
+
+
+def evaluate_segmentation_run(path: str | Path, dataset: str | None = None, data_dir: str | None = None,
+                              device: str = "auto", out: Path | None = None, count: int = 6) -> dict:
+    """Pixel accuracy, mean accuracy, mean IoU and per-class IoU of a segmentation run on the
+    test split; with `out`, segmentation.png: input, prediction and ground truth of the first
+    `count` test images."""
+    from .segmentation import confusion, load_segmentation, render, scores
+
+    cfg = run_config(path)
+    dataset = dataset or cfg["dataset"]
+    dev = pick_device(device)
+    model = load_model(path).to(dev).eval()
+    data = DeviceData(load_segmentation(dataset, False, data_dir), tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev)
+    if cfg.get("num_classes") != len(data.classes):
+        raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
+    conf = torch.zeros(len(data.classes), len(data.classes), dtype=torch.long)
+    shown = []
+    with torch.no_grad():
+        for start in range(0, len(data), 100):
+            x, y = data.batch(torch.arange(start, min(start + 100, len(data)), device=dev))
+            pred = model(x).argmax(1)
+            conf += confusion(pred, y, len(data.classes)).cpu()
+            if len(shown) < count:
+                shown += list(zip(data.images[start:start + count].cpu(), pred.cpu(), y.cpu()))[:count - len(shown)]
+    result = {"dataset": dataset, "run": str(path), "images": len(data), **scores(conf)}
+    result["iou"] = dict(zip(data.classes, result["iou"]))
+    if out is not None:
+        images, preds, truths = (torch.stack(t) for t in zip(*shown))
+        result["picture"] = str(render(images, preds.to(torch.uint8), truths, Path(out) / "segmentation.png", data.classes))
+    return result

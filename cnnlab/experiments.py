@@ -277,8 +277,8 @@ def relu_vs_tanh(scale: str, seeds: int, out: Path, log, overrides: dict) -> dic
                      "train better: plain-56 vs plain-20 and ResNet-56 vs ResNet-20 on CIFAR-10 (He et al. 2016, Fig. 6)")
 def depth(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict:
     small = scale == "small"
-    settings = dict(CIFAR_SMALL, train_per_class=1000, epochs=8, optimizer="sgd", lr=0.1, momentum=0.9,
-                    weight_decay=1e-4, schedule="cosine", model_kwargs={"width": 0.5}) if small else {}
+    settings = dict(CIFAR_SMALL, epochs=8, optimizer="sgd", lr=0.1, momentum=0.9,
+                    weight_decay=1e-4, schedule="cosine", model_kwargs={"width": 0.25}) if small else {}
     arms = [Arm(name, name, settings=settings) for name in ("plain20", "plain56", "resnet20", "resnet56")]
     runs = train_arms(arms, seeds, out, log, overrides)
     err = {a.label: finals(runs, a.label, train_error) for a in arms}
@@ -427,8 +427,9 @@ def activations(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict
     settings = dict(train_per_class=1000 if small else None, epochs=3 if small else 20, batch_size=128,
                     optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="none", augment=())
     names = ("sigmoid", "tanh", "relu", "leaky_relu", "maxout")
-    # each with the initialisation made for it: Xavier for the saturating ones, He for the rest
-    arms = [Arm(a, "mlp", "mnist", {**settings, "init": "xavier" if a in ("sigmoid", "tanh") else "he",
+    # each with the initialisation that keeps its signal's scale: He for ReLU and leaky ReLU (half
+    # the inputs cut), Xavier for the others (maxout's output has its input's second moment)
+    arms = [Arm(a, "mlp", "mnist", {**settings, "init": "he" if a in ("relu", "leaky_relu") else "xavier",
                                     "model_kwargs": {"hidden": [256] * 5, "activation": a}}) for a in names]
     runs = train_arms(arms, seeds, out, log, overrides)
     health = {a.label: unit_health(a, out / f"{a.label}-seed0", overrides) for a in arms}

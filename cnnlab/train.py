@@ -28,10 +28,12 @@ from .checkpoint import atomic_file, atomic_save, load, pack_training_state, unp
 from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, subset
 from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
 from .registry import create_model, get_model_info
+from .segmentation import IGNORE, confusion, is_segmentation, load_segmentation, scores
 from .weights import check_state_dict, load_into, weights_kind
 
 # Per-channel mean and std of the training images, after scaling to [0, 1].
 NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (0.3530,)),
+                 "mnist-scenes": ((0.1004,), (0.2669,)),
                  "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
                  "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))}
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -161,6 +163,14 @@ RECIPES = {
     **{(f"{kind}{depth}", "cifar10"): dict(epochs=164, batch_size=128, optimizer="sgd", lr=0.1, nesterov=False,
                                            weight_decay=1e-4, schedule="multistep", augment=("crop", "flip"))
        for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)},
+    # MNIST scenes (64x64, grey, 11 classes) on a CPU: the networks at 1/8 of their channels (the
+    # dilated front end at 1/16: its conv5 and fc6 run at 1/8 resolution), "same" padding instead
+    # of FCN's 100-pixel input padding; Adam one-cycle, no flips (a mirrored digit is another shape)
+    **{(name, "mnist-scenes"): dict(epochs=6, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
+                                    schedule="onecycle", model_kwargs={"width": 0.125, "in_channels": 1, "pad100": False})
+       for name in ("fcn32s", "fcn16s", "fcn8s")},
+    ("dilated_frontend", "mnist-scenes"): dict(epochs=6, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
+                                               schedule="onecycle", model_kwargs={"width": 0.0625, "in_channels": 1}),
 }
 
 
@@ -173,6 +183,8 @@ def recipe(model: str, dataset: str, **overrides) -> TrainConfig:
     """The default recipe for a model and dataset, with `overrides` (None values ignored) on top."""
     base = TABLE_RECIPE if dataset.startswith("csv:") else RECIPES.get((model, dataset), {})
     settings = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    if "model_kwargs" in base and "model_kwargs" in overrides:  # builder arguments add up, the given win
+        settings["model_kwargs"] = {**base["model_kwargs"], **(overrides["model_kwargs"] or {})}
     return TrainConfig(model=model, dataset=dataset, **settings)
 
 
@@ -295,9 +307,13 @@ class DeviceData:
         return self.pca
 
     def batch(self, idx: Tensor, augment: tuple[str, ...] = (), generator: torch.Generator | None = None):
+        """Images (normalised, augmented) and labels; segmentation masks move with their images
+        (crops, translations, flips; the uncovered border is void, IGNORE)."""
         x = self.images[idx].float().div_(255)
+        y = self.labels[idx]
         n, c, h, w = x.shape
         dev = x.device
+        masks = y.ndim == 3
 
         def rand(*shape):
             return torch.rand(*shape, device=dev, generator=generator)
@@ -318,8 +334,14 @@ class DeviceData:
                 cols = dx + torch.arange(w, device=dev).view(1, 1, 1, w)
                 x = padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1),
                            rows, cols]
+                if masks:
+                    y = F.pad(y, (pad, pad, pad, pad), value=IGNORE)[torch.arange(n, device=dev).view(n, 1, 1),
+                                                                     rows[:, 0], cols[:, 0]]
         if "flip" in augment:
-            x = torch.where((rand(n) < 0.5).view(-1, 1, 1, 1), x.flip(3), x)
+            flip = rand(n) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            if masks:
+                y = torch.where(flip.view(-1, 1, 1), y.flip(2), y)
         if "jitter" in augment:
             b, k, sat = (0.6 + 0.8 * rand(n, 1, 1, 1) for _ in range(3))
             x = x * b
@@ -338,7 +360,7 @@ class DeviceData:
         if self.zca is not None:
             mu, whiten = self.zca
             x = ((x.flatten(1) - mu) @ whiten).view(n, c, h, w)
-        return x, self.labels[idx]
+        return x, (y.long() if masks else y)
 
 
 class FolderData:
@@ -658,7 +680,7 @@ def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
         main, *aux = out
         return F.cross_entropy(main, y, label_smoothing=label_smoothing) + 0.3 * sum(
             F.cross_entropy(a, y, label_smoothing=label_smoothing) for a in aux)
-    return F.cross_entropy(out, y, label_smoothing=label_smoothing)
+    return F.cross_entropy(out, y, label_smoothing=label_smoothing, ignore_index=IGNORE)
 
 
 def eval_batches(data, batch_size: int = 1000, d: Dist = Dist()):
@@ -679,6 +701,8 @@ def evaluate(model: nn.Module, data, batch_size: int = 1000, d: Dist = Dist()) -
         err = model(data.x).float().squeeze(1) - data.labels
         mse = err.pow(2).mean().item()
         return {"loss": mse, "rmse": mse ** 0.5, "mae": err.abs().mean().item()}
+    if data.labels.ndim == 3:  # segmentation: a pixel confusion matrix
+        return evaluate_segmentation(model, data, d)
     sums = None
     for x, y in eval_batches(data, batch_size, d):
         logits = model(x).float()
@@ -689,6 +713,23 @@ def evaluate(model: nn.Module, data, batch_size: int = 1000, d: Dist = Dist()) -
         sums = batch if sums is None else sums + batch
     loss, top1, top5, n = _all_reduce(sums, d).tolist()
     return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}
+
+
+@torch.no_grad()
+def evaluate_segmentation(model: nn.Module, data, d: Dist = Dist(), batch_size: int = 100) -> dict:
+    """Loss per labelled pixel, pixel accuracy (also as "top1"), mean accuracy and mean IoU."""
+    model.eval()
+    num_classes = len(data.classes)
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.long, device=data.labels.device)
+    loss = torch.zeros((), dtype=torch.float64, device=data.labels.device)
+    for x, y in eval_batches(data, batch_size, d):
+        logits = model(x).float()
+        loss += F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum").double()
+        conf += confusion(logits.argmax(1), y, num_classes)
+    conf = _all_reduce(conf, d)
+    loss = _all_reduce(loss, d).item() / max(1, conf.sum().item())
+    s = scores(conf.cpu())
+    return {"loss": loss, "top1": s["pixel_accuracy"], "miou": s["miou"], "mean_accuracy": s["mean_accuracy"]}
 
 
 _RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
@@ -799,6 +840,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     info = get_model_info(cfg.model)
     folder, table = cfg.dataset.startswith("folder:"), cfg.dataset.startswith("csv:")
+    segmentation = is_segmentation(cfg.dataset)
     if table:
         if cfg.model != "mlp" or cfg.whiten or cfg.augment:
             raise CnnlabError("a csv: dataset trains the mlp model, without --whiten or --augment")
@@ -806,13 +848,24 @@ def train(cfg: TrainConfig, log=print) -> dict:
         cfg.model_kwargs = {**cfg.model_kwargs, "in_features": train_data.x.shape[1]}
         mean, std = mean.tolist(), std.tolist()
     else:
-        mean, std = IMAGENET_NORMALIZATION if folder else NORMALIZATION.get(cfg.dataset, (None, None))
+        mean, std = (IMAGENET_NORMALIZATION if folder or cfg.dataset.startswith("voc:")
+                     else NORMALIZATION.get(cfg.dataset, (None, None)))
     if mean is None:
-        raise CnnlabError(f"unknown dataset {cfg.dataset!r}; use mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
+        raise CnnlabError(f"unknown dataset {cfg.dataset!r}; use mnist, fashion-mnist, cifar10, cifar100, "
+                          "mnist-scenes, voc:PATH or folder:PATH")
+    if segmentation and (cfg.classes or cfg.train_per_class or cfg.test_per_class):
+        raise CnnlabError("--classes, --train-per-class and --test-per-class pick images of a class; a "
+                          "segmentation dataset has every class in every image")
+    if segmentation and "scale" in cfg.augment:
+        raise CnnlabError("segmentation masks move along with crop, translate and flip, not with scale; "
+                          "drop scale from --augment")
     if cfg.weights and cfg.strategy != "from-scratch" and not table:  # the input the weights expect
         mean, std = weights_normalization(cfg.weights) or (mean, std)
-    train_split = None if folder or table else subset(load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir),
-                                                      cfg.classes, cfg.train_per_class)
+    if segmentation:
+        train_split = load_segmentation(cfg.dataset, train=True, data_dir=cfg.data_dir)
+    else:
+        train_split = None if folder or table else subset(load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir),
+                                                          cfg.classes, cfg.train_per_class)
     folder_train = ImageFolder(cfg.dataset[7:], True) if folder else None
     classes = folder_train.classes if folder else () if table else train_split.classes
     num_classes = len(classes) or 1  # a regression has one output
@@ -840,6 +893,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     model.to(device, memory_format=torch.preserve_format if table else torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=fast_cuda)
     size = getattr(model, "input_size", info.input_size)
+    if segmentation:  # fully convolutional: the data's own height and width
+        size = (size[0], *train_split.images.shape[2:])
     if table:
         size = (train_data.x.shape[1],)
     elif folder:
@@ -850,8 +905,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     else:
         mean, std = channel_normalization(train_split, size, mean, std)
         train_data = DeviceData(train_split, size, mean, std, device)
-        test_data = make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes,
-                              per_class=cfg.test_per_class)
+        test_data = (DeviceData(load_segmentation(cfg.dataset, False, cfg.data_dir), size, mean, std, device)
+                     if segmentation else
+                     make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes,
+                               per_class=cfg.test_per_class))
     if cfg.whiten and folder:
         raise CnnlabError("ZCA whitening needs a dataset held in memory, not an image folder")
     if cfg.augment and folder:
@@ -923,7 +980,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if not first_step:
                 order = epoch_order(train_data, cfg, gen, epoch)
             total = torch.full((), resumed["loss_sum"] if first_step else 0.0, device=device)
-            correct = torch.full((), resumed["correct_sum"] if first_step else 0, device=device)  # training top-1
+            # training top-1 (segmentation: each image's pixel accuracy, summed)
+            correct = torch.full((), float(resumed["correct_sum"]) if first_step else 0.0, device=device)
             bad_step = torch.full((), -1, device=device)  # the first step whose loss was not finite
             taken = first_step
             bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
@@ -947,7 +1005,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 schedule.step()
                 total += loss.detach()
                 if not table:  # as the batch was seen (augmented, dropout on), like Keras' accuracy
-                    correct += ((out[0] if isinstance(out, tuple) else out).argmax(1) == y).sum()
+                    hits = (out[0] if isinstance(out, tuple) else out).argmax(1) == y
+                    correct += (hits.sum() if y.ndim == 1 else
+                                (hits.sum((1, 2)) / (y != IGNORE).sum((1, 2)).clamp_min(1)).sum())
                 steps_done += 1
                 taken = i + 1
                 done = cfg.max_steps and steps_done >= cfg.max_steps
@@ -963,7 +1023,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                             "try a smaller --lr or --clip-grad-norm")
                     if (due or stopping) and writes:
                         save_checkpoint(epoch - 1, {"step_in_epoch": taken, "loss_sum": total.item(),
-                                                    "correct_sum": int(correct.item())},
+                                                    "correct_sum": correct.item()},
                                         {"order": order})
                         last_save = time.perf_counter()
                     if stopping:
@@ -1009,12 +1069,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         if key != "epoch":
                             board.add_scalar(key, value, epoch)
                     board.flush()
-                score = test.get("top1", -test["loss"])  # accuracy, or minus the error of a regression
+                score = test.get("miou", test.get("top1", -test["loss"]))  # mIoU, accuracy, -error of a regression
                 if best is None or score > best:
                     best = score
                     atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
                 save_checkpoint(epoch, {})
-            quality = (f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%" if "top1" in test
+            quality = (f"pixel accuracy {100 * test['top1']:.2f}%  mean IoU {100 * test['miou']:.2f}%" if "miou" in test
+                       else f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%" if "top1" in test
                        else f"RMSE {test['rmse']:.4f}  MAE {test['mae']:.4f}")
             log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  {quality}  "
                 f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
@@ -1045,7 +1106,11 @@ def plot_history(history: list[dict], path: Path) -> None:
     a.plot(epochs, [r["test_loss"] for r in history], label="test")
     a.set_title("loss")
     a.legend()
-    if "test_top1" in history[0]:
+    if "test_miou" in history[0]:
+        b.plot(epochs, [100 * r["test_top1"] for r in history], label="pixel accuracy")
+        b.plot(epochs, [100 * r["test_miou"] for r in history], label="mean IoU")
+        b.set_title("test (%)")
+    elif "test_top1" in history[0]:
         b.plot(epochs, [100 * r["test_top1"] for r in history], label="top-1")
         b.plot(epochs, [100 * r["test_top5"] for r in history], label="top-5")
         b.set_title("test accuracy (%)")

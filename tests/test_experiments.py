@@ -103,3 +103,21 @@ def test_cli_lists_and_refuses(capsys):
     assert main(["experiment", "--list"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in EXPERIMENTS) and len(EXPERIMENTS) == 13
+
+
+def test_the_options_the_experiments_use():
+    import torch
+
+    from cnnlab.models.layers import Maxout
+
+    # cnn4 (89,578): BN replaces the 128 conv biases by 2 x 128 BN parameters; maxout doubles each conv's outputs
+    assert sum(p.numel() for p in cnnlab.create_model("cnn4", batchnorm=True).parameters()) == 89_578 - 128 + 256
+    maxout = (3 * 64 * 25 + 64) + (32 * 64 * 25 + 64) + (32 * 128 * 25 + 128) + (64 * 16 * 10 + 10)
+    assert sum(p.numel() for p in cnnlab.create_model("cnn4", activation="maxout").parameters()) == maxout
+    x = torch.tensor([[1.0, -2.0, 3.0, 5.0]])
+    assert Maxout(2)(x).tolist() == [[1.0, 5.0]]
+    net = cnnlab.create_model("mlp", hidden=[8], activation="maxout")
+    assert net.hidden[0].out_features == 16 and net(torch.randn(2, 784)).shape == (2, 10)
+    half = cnnlab.create_model("resnet20", width=0.5)
+    assert (half.conv1.out_channels, half.fc.in_features) == (8, 32) and half(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(p.numel() for p in cnnlab.create_model("resnet20", width=1).parameters()) == 269_722

@@ -18,6 +18,9 @@ from .vgg import VGG_CFGS, make_layers
 # Long et al. 2015, reference Caffe models: offsets at which each score map is cropped to the
 # map it is added to, which undo the 100-pixel padding of conv1_1 at every stride.
 FCN_CROPS = {32: {"out": 19}, 16: {"pool4": 5, "out": 27}, 8: {"pool4": 5, "pool3": 9, "out": 31}}
+# With "same" padding instead (pad100=False; sides divisible by 32): a x f upsampling of n values
+# (kernel 2f, stride f) gives (n + 1) f, cropped by f / 2 on each side to n f.
+SAME_CROPS = {32: {"out": 16}, 16: {"pool4": 1, "out": 8}, 8: {"pool4": 1, "pool3": 1, "out": 4}}
 
 # Yu & Koltun 2016, Table 1: dilation of each 3x3 layer of the context module.
 CONTEXT_DILATIONS = (1, 1, 2, 4, 8, 16, 1)
@@ -56,34 +59,44 @@ class FCN(nn.Module):
     offsets, so any input size gives output of the same size. The score layers start at zero.
     `features` has torchvision's VGG-16 layout, so ImageNet VGG-16 weights can start it.
 
+    `width` scales every channel count (VGG's and fc6/fc7's 4096) and `in_channels` the input's,
+    for cheap CPU runs on small data such as MNIST scenes; 1 and 3 are the paper's network.
+    `pad100=False` pads every convolution to keep its size ("same", fc6 by 3) instead of padding
+    the input by 100: on a 64x64 image that is 17 times less work; sides must then be multiples of 32.
+
     Deviations from the paper: the staged training (32s -> 16s -> 8s) is a training recipe,
     not part of the network; the final x32/x16/x8 upsampling is learnable here (the reference
     models froze it at bilinear).
     """
 
-    input_size = (3, 224, 224)
-
-    def __init__(self, stride: int = 32, num_classes: int = 21, dropout: float = 0.5):
+    def __init__(self, stride: int = 32, num_classes: int = 21, dropout: float = 0.5, width: float = 1.0,
+                 in_channels: int = 3, pad100: bool = True):
         super().__init__()
         if stride not in FCN_CROPS:
             raise ValueError(f"FCN stride must be 32, 16 or 8, got {stride}")
-        self.stride = stride
-        self.features = make_layers(VGG_CFGS["D"], batch_norm=False, first_padding=100, ceil_mode=True)
+        self.stride, self.pad100 = stride, pad100
+        self.crops = (FCN_CROPS if pad100 else SAME_CROPS)[stride]
+        self.input_size = (in_channels, 224, 224)
+        self.features = make_layers(VGG_CFGS["D"], batch_norm=False, first_padding=100 if pad100 else 1,
+                                    ceil_mode=pad100, in_channels=in_channels, width=width)
         pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
         self.pool3_index, self.pool4_index = pools[2], pools[3]
-        self.fc6 = nn.Conv2d(512, 4096, 7)
-        self.fc7 = nn.Conv2d(4096, 4096, 1)
+        c4, c5, fc = (max(1, round(c * width)) for c in (256, 512, 4096))
+        self.channels = (c4, c5, fc)  # pool3's, pool4's and fc7's channels
+        self.fc6 = nn.Conv2d(c5, fc, 7, padding=0 if pad100 else 3)
+        self.fc7 = nn.Conv2d(fc, fc, 1)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self._make_scores(num_classes)
 
     def _make_scores(self, num_classes: int) -> None:
-        self.score_fr = nn.Conv2d(4096, num_classes, 1)
+        c3, c4, fc = self.channels
+        self.score_fr = nn.Conv2d(fc, num_classes, 1)
         if self.stride <= 16:
-            self.score_pool4 = nn.Conv2d(512, num_classes, 1)
+            self.score_pool4 = nn.Conv2d(c4, num_classes, 1)
             self.upscore2 = upsample(num_classes, 2)
         if self.stride == 8:
-            self.score_pool3 = nn.Conv2d(256, num_classes, 1)
+            self.score_pool3 = nn.Conv2d(c3, num_classes, 1)
             self.upscore_pool4 = upsample(num_classes, 2)
         self.upscore = upsample(num_classes, self.stride)
         for m in (self.score_fr, getattr(self, "score_pool4", None), getattr(self, "score_pool3", None)):
@@ -92,7 +105,9 @@ class FCN(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(self, x, (3, None, None))
+        check_input(self, x, (self.input_size[0], None, None))
+        if not self.pad100 and (x.shape[2] % 32 or x.shape[3] % 32):
+            raise ValueError(f"FCN with pad100=False needs height and width divisible by 32, got {tuple(x.shape[2:])}")
         h = x
         for i, layer in enumerate(self.features):
             h = layer(h)
@@ -103,14 +118,16 @@ class FCN(nn.Module):
         h = self.dropout(self.relu(self.fc6(h)))
         h = self.dropout(self.relu(self.fc7(h)))
         h = self.score_fr(h)
-        crops = FCN_CROPS[self.stride]
+        crops = self.crops
         if self.stride <= 16:
-            h = self.upscore2(h)
-            h = h + crop(self.score_pool4(pool4), crops["pool4"], h)
+            h = self._fuse(self.upscore2(h), self.score_pool4(pool4), crops["pool4"])
         if self.stride == 8:
-            h = self.upscore_pool4(h)
-            h = h + crop(self.score_pool3(pool3), crops["pool3"], h)
+            h = self._fuse(self.upscore_pool4(h), self.score_pool3(pool3), crops["pool3"])
         return crop(self.upscore(h), crops["out"], x)
+
+    def _fuse(self, up: Tensor, skip: Tensor, offset: int) -> Tensor:
+        """The skip link: upsampled scores plus the pool layer's scores, the larger cropped to the smaller."""
+        return up + crop(skip, offset, up) if self.pad100 else crop(up, offset, skip) + skip
 
     def reset_classifier(self, num_classes: int) -> None:
         """New score and upsampling layers for `num_classes` classes."""
@@ -152,6 +169,47 @@ class ContextModule(nn.Module):
         return self.final(x)
 
 
+class DilatedFrontEnd(nn.Module):
+    """Yu & Koltun's front end (Section 4): VGG-16 with pool4 and pool5 removed, conv5 dilated
+    by 2 and fc6 (7x7) by 4, so the scores come at 1/8 of the input resolution without losing
+    the receptive field; with `context=True` the basic context module refines the scores; a
+    x8 transposed convolution (bilinear at init) brings them to the input size.
+
+    Deviations from the paper: "same" zero padding everywhere (the paper pads the input by
+    reflection and uses valid convolutions), so the output has the input's size directly;
+    `width` and `in_channels` as in `FCN`.
+    """
+
+    def __init__(self, num_classes: int = 21, context: bool = True, width: float = 1.0, in_channels: int = 3,
+                 dropout: float = 0.5):
+        super().__init__()
+        self.input_size = (in_channels, 224, 224)
+        cfg = VGG_CFGS["D"][:VGG_CFGS["D"].index("M", 10)]  # up to conv4_3: three pools, stride 8
+        layers = list(make_layers(cfg, batch_norm=False, in_channels=in_channels, width=width))
+        c4, fc = (max(1, round(c * width)) for c in (512, 4096))
+        for _ in range(3):  # conv5_1..3, dilation 2
+            layers += [nn.Conv2d(c4, c4, 3, padding=2, dilation=2), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.fc6 = nn.Conv2d(c4, fc, 7, padding=12, dilation=4)
+        self.fc7 = nn.Conv2d(fc, fc, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout)
+        self.score = nn.Conv2d(fc, num_classes, 1)
+        self.context = ContextModule(num_classes) if context else nn.Identity()
+        self.upscore = nn.ConvTranspose2d(num_classes, num_classes, 16, stride=8, padding=4, bias=False)
+        with torch.no_grad():
+            self.upscore.weight.copy_(bilinear_kernel(num_classes, 16))
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_input(self, x, (self.input_size[0], None, None))
+        if x.shape[2] % 8 or x.shape[3] % 8:
+            raise ValueError(f"the dilated front end needs height and width divisible by 8, got {tuple(x.shape[2:])}")
+        h = self.features(x)
+        h = self.dropout(self.relu(self.fc6(h)))
+        h = self.dropout(self.relu(self.fc7(h)))
+        return self.upscore(self.context(self.score(h)))
+
+
 _FCN = dict(paper="Long et al., Fully Convolutional Networks for Semantic Segmentation", year=2015,
             input_size=(3, 224, 224), num_classes=21)
 
@@ -172,6 +230,13 @@ def fcn16s(*, num_classes: int = 21, **kwargs) -> FCN:
 def fcn8s(*, num_classes: int = 21, **kwargs) -> FCN:
     """FCN-8s: FCN-16s plus a skip link from pool3."""
     return FCN(8, num_classes=num_classes, **kwargs)
+
+
+@register_model(paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions", year=2016,
+                input_size=(3, 224, 224), num_classes=21)
+def dilated_frontend(*, num_classes: int = 21, **kwargs) -> DilatedFrontEnd:
+    """Dilated VGG-16 front end (output stride 8) with the basic context module (context=False: without)."""
+    return DilatedFrontEnd(num_classes=num_classes, **kwargs)
 
 
 @register_model(paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions", year=2016,

@@ -26,13 +26,14 @@ VGG_CFGS = {
 }
 
 
-def make_layers(cfg, batch_norm: bool, first_padding: int = 1, ceil_mode: bool = False) -> nn.Sequential:
+def make_layers(cfg, batch_norm: bool, first_padding: int = 1, ceil_mode: bool = False,
+                in_channels: int = 3, width: float = 1.0) -> nn.Sequential:
     """The convolutional part of a VGG configuration, laid out as torchvision's `features`.
 
-    FCN's backbone pads the first convolution by 100 and pools with ceil rounding (Caffe).
+    FCN's backbone pads the first convolution by 100 and pools with ceil rounding (Caffe);
+    `width` scales every channel count (cheap CPU variants of the segmentation networks).
     """
     layers: list[nn.Module] = []
-    in_channels = 3
     for v in cfg:
         if v == "M":
             layers.append(nn.MaxPool2d(2, 2, ceil_mode=ceil_mode))
@@ -40,6 +41,7 @@ def make_layers(cfg, batch_norm: bool, first_padding: int = 1, ceil_mode: bool =
             layers.append(local_response_norm(5, alpha=1e-4, beta=0.75, k=2.0))
         else:
             channels, k = v if isinstance(v, tuple) else (v, 3)
+            channels = max(1, round(channels * width))
             padding = first_padding if not layers else k // 2
             layers.append(nn.Conv2d(in_channels, channels, k, padding=padding))
             if batch_norm:

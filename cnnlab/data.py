@@ -30,7 +30,8 @@ from .errors import DatasetError
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a dataset: images as uint8 (N, C, H, W) and labels as int64 (N,)."""
+    """One split of a dataset: images as uint8 (N, C, H, W) and labels as int64 (N,), or for
+    segmentation uint8 (N, H, W) class masks (255: void)."""
 
     images: Tensor
     labels: Tensor

@@ -231,6 +231,8 @@ def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> lis
     """Top-k classes with probabilities for image files, resized to the model's input size."""
 
     cfg = run_config(run)
+    if cfg.get("dataset") == "mnist-scenes" or str(cfg.get("dataset", "")).startswith("voc:"):
+        raise CnnlabError(f"{run} is a segmentation run; `cnnlab eval {run}` draws its predictions")
     model = load_model(run)
     zca = whitening(run, cfg, "cpu")
     out = []

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .data import MNIST_CLASSES, Split, _cached, data_root, load_dataset
@@ -51,27 +50,28 @@ def mnist_scenes(train: bool = True, count: int | None = None, size: int = 64, d
 
 
 def _draw_scenes(digits: Split, train: bool, count: int, size: int, seed: int) -> Split:
-    ink, labels = digits.images[:, 0], digits.labels
-    images = torch.zeros(count, 1, size, size, dtype=torch.uint8)
-    masks = torch.zeros(count, size, size, dtype=torch.uint8)
+    from PIL import Image
+
+    ink, labels = digits.images[:, 0].numpy(), digits.labels.numpy()
+    images = np.zeros((count, 1, size, size), dtype=np.uint8)
+    masks = np.zeros((count, size, size), dtype=np.uint8)
     lo, hi = round(20 * size / 64), round(36 * size / 64)
     for i in range(count):
         rng = np.random.default_rng([seed, int(train), i])
         canvas, mask = images[i, 0], masks[i]
-        for _ in range(rng.integers(4, 9)):
-            d = ink[rng.integers(len(ink))]
-            y, x = rng.integers(4, 16, 2)
-            py, px = rng.integers(0, size - 8, 2)
-            canvas[py:py + 8, px:px + 8] = torch.maximum(canvas[py:py + 8, px:px + 8], d[y:y + 8, x:x + 8])
-        for _ in range(rng.integers(2, 5)):
-            j = rng.integers(len(ink))
-            s = int(rng.integers(lo, hi + 1))
-            d = F.interpolate(ink[j][None, None].float(), size=(s, s), mode="bilinear", align_corners=False,
-                              antialias=True)[0, 0].round().clamp(0, 255).to(torch.uint8)
+        clutter = int(rng.integers(4, 9))
+        picks, corners, places = rng.integers(len(ink), size=clutter), rng.integers(4, 16, (clutter, 2)), \
+            rng.integers(0, size - 8, (clutter, 2))
+        for j, (y, x), (py, px) in zip(picks, corners, places):
+            np.maximum(canvas[py:py + 8, px:px + 8], ink[j, y:y + 8, x:x + 8], out=canvas[py:py + 8, px:px + 8])
+        for _ in range(int(rng.integers(2, 5))):
+            j, s = int(rng.integers(len(ink))), int(rng.integers(lo, hi + 1))
+            d = np.asarray(Image.fromarray(ink[j]).resize((s, s), Image.BILINEAR))
             py, px = rng.integers(0, size - s + 1, 2)
-            canvas[py:py + s, px:px + s] = torch.maximum(canvas[py:py + s, px:px + s], d)
-            mask[py:py + s, px:px + s][d > 127] = int(labels[j]) + 1
-    return Split(images, masks, SCENE_CLASSES)
+            window = canvas[py:py + s, px:px + s]
+            np.maximum(window, d, out=window)
+            mask[py:py + s, px:px + s][d > 127] = labels[j] + 1
+    return Split(torch.from_numpy(images), torch.from_numpy(masks), SCENE_CLASSES)
 
 
 def load_voc(root: str | os.PathLike, train: bool = True, size: int = 256) -> Split:

@@ -32,6 +32,7 @@ def test_verdicts_on_synthetic_metrics():
     assert lower_verdict([10.0], [12.0]) == HELD
     assert lower_verdict([12.0], [10.0]) == NOT_HELD
     assert lower_verdict([10.0], [10.4], margin=0.5) == INCONCLUSIVE
+    assert lower_verdict([10.0], [10.9]) == INCONCLUSIVE  # under a point: not evidence with one seed
     # two seeds each: a 1-point difference inside +-3 points of seed noise is not evidence
     assert lower_verdict([7.0, 13.0], [9.0, 13.0]) == INCONCLUSIVE
     assert lower_verdict([10.0, 10.2], [12.0, 12.2]) == HELD
@@ -121,3 +122,23 @@ def test_the_options_the_experiments_use():
     half = cnnlab.create_model("resnet20", width=0.5)
     assert (half.conv1.out_channels, half.fc.in_features) == (8, 32) and half(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert sum(p.numel() for p in cnnlab.create_model("resnet20", width=1).parameters()) == 269_722
+
+
+def test_gallery_page_from_reports(tmp_path):
+    from cnnlab.experiments import plot_panels, write_gallery
+
+    folder = tmp_path / "results" / "dropout"
+    folder.mkdir(parents=True)
+    table = [{"arm": "dropout 0.0", "final test error": "10.7 %"}, {"arm": "dropout 0.5", "final test error": "10.8 %"}]
+    (folder / "metrics.json").write_text(json.dumps({
+        "experiment": "dropout", "claim": EXPERIMENTS["dropout"].claim, "scale": "small", "seeds": 1, "verdict": HELD,
+        "numbers": "gap 10.7 vs 8.8 points", "table": table, "seconds": 54.2, "runs": {}}))
+    plot_panels([{"xlabel": "epoch", "ylabel": "test accuracy", "series": {"a-seed0": ([1, 2], [0.5, 0.6])}}],
+                folder / "curves.png")
+    page = write_gallery(tmp_path / "results", tmp_path / "docs" / "experiments.md")
+    text = page.read_text()
+    assert "## dropout" in text and "**Verdict: held** - gap 10.7 vs 8.8 points." in text
+    assert "| dropout 0.5 | 10.8 % |" in text and "![dropout](experiments/dropout.png)" in text
+    assert "`cnnlab experiment dropout --scale small --seeds 1` (54 s)" in text
+    assert "Not run yet: relu-vs-tanh, depth" in text
+    assert (tmp_path / "docs" / "experiments" / "dropout.png").read_bytes()[:4] == b"\x89PNG"

@@ -151,6 +151,8 @@ def test_fcn_trains_on_mnist_scenes_and_eval_renders(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 2000 and set(report["iou"]) == set(cnnlab.segmentation.SCENE_CLASSES)
     assert (run / "segmentation.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["predict", str(run), str(run / "segmentation.png")]) == 2
+    assert "is a segmentation run; `cnnlab eval" in capsys.readouterr().err
     with pytest.raises(CnnlabError, match="every class in every image"):
         train(recipe("fcn8s", "mnist-scenes", data_dir=str(DATA), train_per_class=5), log=lambda line: None)
     with pytest.raises(CnnlabError, match="not with scale"):
@@ -176,3 +178,11 @@ def test_dilated_front_end_by_hand():
     assert small(torch.randn(1, 1, 64, 64)).shape == (1, 11, 64, 64)
     with pytest.raises(ValueError, match="divisible by 8"):
         small(torch.randn(1, 1, 60, 60))
+
+
+def test_mnist_scenes_normalisation_is_the_training_scenes_own():
+    from cnnlab.train import NORMALIZATION
+
+    x = mnist_scenes(True, data_dir=DATA).images.float() / 255
+    (mean,), (std,) = NORMALIZATION["mnist-scenes"]
+    assert x.mean().item() == pytest.approx(mean, abs=1e-4) and x.std().item() == pytest.approx(std, abs=1e-4)

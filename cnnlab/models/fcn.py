@@ -177,16 +177,17 @@ class DilatedFrontEnd(nn.Module):
 
     Deviations from the paper: "same" zero padding everywhere (the paper pads the input by
     reflection and uses valid convolutions), so the output has the input's size directly;
-    `width` and `in_channels` as in `FCN`.
+    `width` and `in_channels` as in `FCN`; `fc_width` scales fc6/fc7 alone (default: `width`) -
+    at 1/8 resolution fc6 (7x7, 4096 channels) is most of the network's work.
     """
 
     def __init__(self, num_classes: int = 21, context: bool = True, width: float = 1.0, in_channels: int = 3,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, fc_width: float | None = None):
         super().__init__()
         self.input_size = (in_channels, 224, 224)
         cfg = VGG_CFGS["D"][:VGG_CFGS["D"].index("M", 10)]  # up to conv4_3: three pools, stride 8
         layers = list(make_layers(cfg, batch_norm=False, in_channels=in_channels, width=width))
-        c4, fc = (max(1, round(c * width)) for c in (512, 4096))
+        c4, fc = max(1, round(512 * width)), max(1, round(4096 * (fc_width or width)))
         for _ in range(3):  # conv5_1..3, dilation 2
             layers += [nn.Conv2d(c4, c4, 3, padding=2, dilation=2), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)

@@ -331,9 +331,28 @@ def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:
     return x, torch.tensor([y for _, y in good], dtype=torch.long), bad
 
 
+# Splits already loaded by this process (an experiment trains many runs on the same data), keyed
+# by the source file, its size and time; the tensors are never modified in place.
+_LOADED: dict[tuple, Split] = {}
+
+
+def _in_memory(source: Path, key: str, load) -> Split:
+    st = source.stat()
+    memo = (str(source), key, st.st_size, st.st_mtime_ns)
+    if memo not in _LOADED:
+        if len(_LOADED) >= 6:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[memo] = load()
+    return _LOADED[memo]
+
+
 def _cached(source: Path, key: str, build) -> Split:
     """Decoded splits are cached as plain tensors, keyed by the source file's size and time, and
-    loaded with weights_only=True (no pickled code runs)."""
+    loaded with weights_only=True (no pickled code runs); kept in memory once loaded."""
+    return _in_memory(source, key, lambda: _from_disk_cache(source, key, build))
+
+
+def _from_disk_cache(source: Path, key: str, build) -> Split:
     st = source.stat()
     cache = cache_dir() / f"{key}-{st.st_size}-{int(st.st_mtime)}.pt"
     if cache.exists():
@@ -357,6 +376,12 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
     """Load one split of a dataset by name: mnist, fashion-mnist or cifar10."""
     root = data_root(data_dir)
     if name in IDX_FILES:
+        prefix = root / name / ("train" if train else "t10k")
+        images, labels = Path(f"{prefix}-images-idx3-ubyte.gz"), Path(f"{prefix}-labels-idx1-ubyte.gz")
+        if images.exists() and labels.exists():
+            st = labels.stat()  # the labels file is part of the key too
+            return _in_memory(images, f"{name}-idx-{st.st_size}-{st.st_mtime_ns}",
+                              lambda: load_idx_dataset(name, train, root))
         return load_idx_dataset(name, train, root)
     split = "train" if train else "test"
     if name in CIFAR_BINARY:

@@ -195,11 +195,21 @@ class DilatedFrontEnd(nn.Module):
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
-        self.score = nn.Conv2d(fc, num_classes, 1)
-        self.context = ContextModule(num_classes) if context else nn.Identity()
+        self.has_context = context
+        self._make_scores(num_classes)
+
+    def _make_scores(self, num_classes: int) -> None:
+        self.score = nn.Conv2d(self.fc7.out_channels, num_classes, 1)
+        self.context = ContextModule(num_classes) if self.has_context else nn.Identity()
         self.upscore = nn.ConvTranspose2d(num_classes, num_classes, 16, stride=8, padding=4, bias=False)
         with torch.no_grad():
             self.upscore.weight.copy_(bilinear_kernel(num_classes, 16))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """New score layer, context module and upsampling for `num_classes` classes."""
+        ref = self.fc7.weight
+        self._make_scores(num_classes)
+        self.to(device=ref.device, dtype=ref.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, (self.input_size[0], None, None))

@@ -230,8 +230,10 @@ def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None =
 def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k classes with probabilities for image files, resized to the model's input size."""
 
+    from .segmentation import is_segmentation
+
     cfg = run_config(run)
-    if cfg.get("dataset") == "mnist-scenes" or str(cfg.get("dataset", "")).startswith("voc:"):
+    if is_segmentation(str(cfg.get("dataset", ""))):
         raise CnnlabError(f"{run} is a segmentation run; `cnnlab eval {run}` draws its predictions")
     model = load_model(run)
     zca = whitening(run, cfg, "cpu")

@@ -336,23 +336,32 @@ def batchnorm(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict:
             "panels": [curves(runs, "training error", lambda r: 1 - r["train_top1"])]}
 
 
+def _test_batch(cfg, n: int):
+    """The first `n` test images of cfg's dataset, normalised as in training, and their labels."""
+    import torch
+
+    from .registry import get_model_info
+    from .train import NORMALIZATION, make_data
+
+    mean, std = NORMALIZATION[cfg.dataset]
+    data = make_data(cfg.dataset, False, get_model_info(cfg.model).input_size, mean, std, torch.device("cpu"),
+                     cfg.data_dir)
+    return data.batch(torch.arange(min(n, len(data))))
+
+
 def activation_std_at_init(arm: Arm, seed: int, overrides: dict) -> list[dict]:
     """Per hidden layer of `arm`'s freshly initialised model, on 500 test images: the std of
     the activation output and the norm of the gradient reaching the layer's weights."""
     import torch
 
-    from .data import load_dataset
     from .registry import create_model
-    from .train import NORMALIZATION, initialize, layer_statistics
+    from .train import initialize, layer_statistics
 
     cfg = _config(arm, seed, None, overrides)
     torch.manual_seed(cfg.seed)  # the same draw as the training run's
     model = create_model(cfg.model, **cfg.model_kwargs)
     initialize(model, cfg.init)
-    split = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir)
-    mean, std = NORMALIZATION[cfg.dataset]
-    x = (split.images[:500].float() / 255 - mean[0]) / std[0]
-    stats = layer_statistics(model, x, split.labels[:500].long())
+    stats = layer_statistics(model, *_test_batch(cfg, 500))
     acts = [r for r in stats if r["type"] not in ("Linear", "Conv2d", "Dropout", "Flatten")]
     linears = [r for r in stats if r["type"] == "Linear"]
     return [{"layer": i + 1, "activation_std": a["out_std"], "grad_norm": w["grad_norm"]}
@@ -393,14 +402,11 @@ def unit_health(arm: Arm, run: Path, overrides: dict) -> dict:
     flat side for ReLU and leaky ReLU) and the fraction of units that are zero for every image (dead)."""
     import torch
 
-    from .data import load_dataset
-    from .train import NORMALIZATION, load_model
+    from .train import load_model
 
     cfg = _config(arm, 0, None, overrides)
     model = load_model(run).eval()
-    split = load_dataset(cfg.dataset, train=False, data_dir=cfg.data_dir)
-    mean, std = NORMALIZATION[cfg.dataset]
-    x = (split.images[:1000].float() / 255 - mean[0]) / std[0]
+    x, _ = _test_batch(cfg, 1000)
     outs = []
     hooks = [m.register_forward_hook(lambda mod, i, o: outs.append((type(mod).__name__, o.detach())))
              for m in model.modules() if type(m).__name__ in ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Maxout")]

@@ -165,13 +165,16 @@ RECIPES = {
        for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)},
     # MNIST scenes (64x64, grey, 11 classes) on a CPU: the networks at 1/16 of their channels (the
     # dilated front end's fc6/fc7 at 1/32: they run at 1/8 resolution), "same" padding instead of
-    # FCN's 100-pixel input padding; AdamW one-cycle, no flips (a mirrored digit is another shape)
+    # FCN's 100-pixel input padding, batch norm after every VGG convolution (no ImageNet weights to
+    # start from); AdamW one-cycle, no flips (a mirrored digit is another shape)
     **{(name, "mnist-scenes"): dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
-                                    schedule="onecycle", model_kwargs={"width": 0.0625, "in_channels": 1, "pad100": False})
+                                    schedule="onecycle", model_kwargs={"width": 0.0625, "in_channels": 1, "pad100": False,
+                                                                      "batch_norm": True})
        for name in ("fcn32s", "fcn16s", "fcn8s")},
     ("dilated_frontend", "mnist-scenes"): dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
                                                schedule="onecycle",
-                                               model_kwargs={"width": 0.0625, "fc_width": 0.03125, "in_channels": 1}),
+                                               model_kwargs={"width": 0.0625, "fc_width": 0.03125, "in_channels": 1,
+                                                             "batch_norm": True}),
 }
 
 

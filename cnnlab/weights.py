@@ -233,11 +233,16 @@ def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int |
         load_weights(model, name, source)
         model.pretrained = info
     elif kind == "run":
+        from .evaluate import run_config
         from .train import load_model
 
         model = load_model(path)
         if model.model_name != name:
             raise WeightsError(f"{path} holds a {model.model_name}, not a {name}")
+        run = run_config(path)
+        trained = run.get("model_kwargs", {})
+        if {**trained, **kwargs} != trained:
+            model = with_options(model, run.get("num_classes"), {**trained, **kwargs}, path)
     elif kind == "file":
         state = read_state_dict(path)
         if any(k.startswith("model.") for k in state):
@@ -252,6 +257,24 @@ def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int |
                            "file (.safetensors, .pth), a cnnlab run directory or a folder holding the published file")
     if num_classes is not None and num_classes != num_classes_of(model.state_dict()):
         model.reset_classifier(num_classes)
+    return model
+
+
+def with_options(trained: torch.nn.Module, num_classes: int | None, kwargs: dict,
+                 source: str | os.PathLike) -> torch.nn.Module:
+    """`trained`'s network built again with other builder options `kwargs`, holding every layer
+    `trained` has (same names and shapes, else WeightsError); the layers the options add keep
+    their initialisation. The two-stage recipe of Yu & Koltun: train the dilated front end, then
+    add the context module (context=True) on top of it."""
+    name = trained.model_name
+    model = create_model(name, num_classes=num_classes, **kwargs)
+    state = trained.state_dict()
+    kept = {k: v for k, v in model.state_dict().items() if k in state}
+    try:
+        check_state_dict(name, kept, state, source)
+    except WeightsError as e:
+        raise WeightsError(f"{e} (built with {kwargs})") from None
+    model.load_state_dict(state, strict=False)
     return model
 
 

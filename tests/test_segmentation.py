@@ -186,3 +186,40 @@ def test_mnist_scenes_normalisation_is_the_training_scenes_own():
     x = mnist_scenes(True, data_dir=DATA).images.float() / 255
     (mean,), (std,) = NORMALIZATION["mnist-scenes"]
     assert x.mean().item() == pytest.approx(mean, abs=1e-4) and x.std().item() == pytest.approx(std, abs=1e-4)
+
+
+def test_batch_norm_backbone_has_torchvisions_vgg16_bn_layout():
+    import torchvision
+
+    with torch.device("meta"):
+        fcn = cnnlab.create_model("fcn8s", batch_norm=True, pad100=False)
+        reference = torchvision.models.vgg16_bn().features
+    ours = {k: tuple(v.shape) for k, v in fcn.features.state_dict().items()}
+    assert ours == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    dilated = cnnlab.create_model("dilated_frontend", width=1 / 16, in_channels=1, num_classes=11, batch_norm=True)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in dilated.features) == 13
+    assert dilated(torch.randn(2, 1, 64, 64)).shape == (2, 11, 64, 64)
+
+
+def test_context_module_goes_on_a_trained_front_end(tmp_path):
+    """Yu & Koltun's two stages: the front end alone, then the context module on top of it."""
+    from cnnlab.errors import WeightsError
+
+    front = tmp_path / "front"
+    base = dict(data_dir=str(DATA), epochs=1, max_steps=2, batch_size=8)
+    train(recipe("dilated_frontend", "mnist-scenes", out=str(front), model_kwargs={"context": False}, **base),
+          log=lambda line: None)
+    trained = cnnlab.load_model(front)
+    grown = cnnlab.create_model("dilated_frontend", weights=str(front), context=True)
+    assert isinstance(grown.context, cnnlab.models.fcn.ContextModule)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(grown.state_dict()[key], value), key
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():  # the identity-initialised module passes the positive scores through
+        scores = trained.score(trained.dropout(trained.relu(trained.fc7(trained.relu(trained.fc6(trained.features(x)))))))
+        assert torch.allclose(grown.eval()(x), trained.upscore(scores.clamp(min=0)), atol=1e-5)
+    result = train(recipe("dilated_frontend", "mnist-scenes", out=str(tmp_path / "context"), weights=str(front),
+                          model_kwargs={"context": True}, **base), log=lambda line: None)
+    assert result["model"].has_context and 0 <= result["test"]["miou"] <= 1
+    with pytest.raises(WeightsError, match="shape mismatches"):
+        cnnlab.create_model("dilated_frontend", weights=str(front), width=1 / 8)

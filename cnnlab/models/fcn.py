@@ -63,6 +63,8 @@ class FCN(nn.Module):
     for cheap CPU runs on small data such as MNIST scenes; 1 and 3 are the paper's network.
     `pad100=False` pads every convolution to keep its size ("same", fc6 by 3) instead of padding
     the input by 100: on a 64x64 image that is 17 times less work; sides must then be multiples of 32.
+    `batch_norm=True` puts batch normalisation after every VGG convolution (torchvision's
+    VGG-16-BN layout), for training from scratch where there are no ImageNet weights.
 
     Deviations from the paper: the staged training (32s -> 16s -> 8s) is a training recipe,
     not part of the network; the final x32/x16/x8 upsampling is learnable here (the reference
@@ -70,14 +72,14 @@ class FCN(nn.Module):
     """
 
     def __init__(self, stride: int = 32, num_classes: int = 21, dropout: float = 0.5, width: float = 1.0,
-                 in_channels: int = 3, pad100: bool = True):
+                 in_channels: int = 3, pad100: bool = True, batch_norm: bool = False):
         super().__init__()
         if stride not in FCN_CROPS:
             raise ValueError(f"FCN stride must be 32, 16 or 8, got {stride}")
         self.stride, self.pad100 = stride, pad100
         self.crops = (FCN_CROPS if pad100 else SAME_CROPS)[stride]
         self.input_size = (in_channels, 224, 224)
-        self.features = make_layers(VGG_CFGS["D"], batch_norm=False, first_padding=100 if pad100 else 1,
+        self.features = make_layers(VGG_CFGS["D"], batch_norm=batch_norm, first_padding=100 if pad100 else 1,
                                     ceil_mode=pad100, in_channels=in_channels, width=width)
         pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
         self.pool3_index, self.pool4_index = pools[2], pools[3]
@@ -177,19 +179,20 @@ class DilatedFrontEnd(nn.Module):
 
     Deviations from the paper: "same" zero padding everywhere (the paper pads the input by
     reflection and uses valid convolutions), so the output has the input's size directly;
-    `width` and `in_channels` as in `FCN`; `fc_width` scales fc6/fc7 alone (default: `width`) -
-    at 1/8 resolution fc6 (7x7, 4096 channels) is most of the network's work.
+    `width`, `in_channels` and `batch_norm` as in `FCN`; `fc_width` scales fc6/fc7 alone (default:
+    `width`) - at 1/8 resolution fc6 (7x7, 4096 channels) is most of the network's work.
     """
 
     def __init__(self, num_classes: int = 21, context: bool = True, width: float = 1.0, in_channels: int = 3,
-                 dropout: float = 0.5, fc_width: float | None = None):
+                 dropout: float = 0.5, fc_width: float | None = None, batch_norm: bool = False):
         super().__init__()
         self.input_size = (in_channels, 224, 224)
         cfg = VGG_CFGS["D"][:VGG_CFGS["D"].index("M", 10)]  # up to conv4_3: three pools, stride 8
-        layers = list(make_layers(cfg, batch_norm=False, in_channels=in_channels, width=width))
+        layers = list(make_layers(cfg, batch_norm=batch_norm, in_channels=in_channels, width=width))
         c4, fc = max(1, round(512 * width)), max(1, round(4096 * (fc_width or width)))
         for _ in range(3):  # conv5_1..3, dilation 2
-            layers += [nn.Conv2d(c4, c4, 3, padding=2, dilation=2), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c4, c4, 3, padding=2, dilation=2),
+                       *([nn.BatchNorm2d(c4)] if batch_norm else []), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.fc6 = nn.Conv2d(c4, fc, 7, padding=12, dilation=4)
         self.fc7 = nn.Conv2d(fc, fc, 1)

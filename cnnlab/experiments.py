@@ -278,8 +278,12 @@ def relu_vs_tanh(scale: str, seeds: int, out: Path, log, overrides: dict) -> dic
                      "train better: plain-56 vs plain-20 and ResNet-56 vs ResNet-20 on CIFAR-10 (He et al. 2016, Fig. 6)")
 def depth(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict:
     small = scale == "small"
-    settings = dict(CIFAR_SMALL, epochs=8, optimizer="sgd", lr=0.1, momentum=0.9,
-                    weight_decay=1e-4, schedule="cosine", model_kwargs={"width": 0.25}) if small else {}
+    # Quarter width, batch 32 from lr 0.05 (four times the steps of batch 128 for the same images;
+    # at batch 128 and 8 epochs ResNet-56 was behind ResNet-20, 51.2 % vs 48.4 %), cosine; the
+    # claim is about training error, so the test curve uses 1,000 test images
+    settings = dict(CIFAR_SMALL, epochs=12, batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9,
+                    weight_decay=1e-4, schedule="cosine", test_per_class=100,
+                    model_kwargs={"width": 0.25}) if small else {}
     arms = [Arm(name, name, settings=settings) for name in ("plain20", "plain56", "resnet20", "resnet56")]
     runs = train_arms(arms, seeds, out, log, overrides)
     err = {a.label: finals(runs, a.label, train_error) for a in arms}
@@ -546,11 +550,12 @@ def _cost(arm: Arm, overrides: dict) -> dict:
                              "49 C^2 weights and three non-linearities, and is at least as accurate (VGG, Section 2.3)")
 def small_filters(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict:
     small = scale == "small"
-    # He initialisation and AdamW one-cycle for both: with PyTorch's default init and SGD the
-    # seven-layer 3x3 stack did not start learning within 10 epochs (VGG itself needed staged
-    # training or a good init), and with He init and SGD it was still behind after 10
+    # He initialisation, AdamW one-cycle and batch norm for both: with PyTorch's default init and
+    # SGD the seven-layer 3x3 stack did not start learning within 10 epochs (VGG itself needed
+    # staged training or a good init), with He init and SGD it was still behind after 10, and
+    # with AdamW but no batch norm still behind after 15 (48.2 % vs 46.7 % test error)
     settings = dict(CIFAR_SMALL, epochs=15 if small else 60, optimizer="adamw", lr=3e-3, weight_decay=5e-4,
-                    schedule="onecycle", init="he", model_kwargs={"channels": 32})
+                    schedule="onecycle", init="he", model_kwargs={"channels": 32, "batchnorm": True})
     if not small:
         settings.pop("train_per_class")
     arms = [Arm(label, "filter_stack", settings={**settings, "model_kwargs": {**settings["model_kwargs"], "design": d}})

@@ -163,8 +163,9 @@ RECIPES = {
     **{(f"{kind}{depth}", "cifar10"): dict(epochs=164, batch_size=128, optimizer="sgd", lr=0.1, nesterov=False,
                                            weight_decay=1e-4, schedule="multistep", augment=("crop", "flip"))
        for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)},
-    # MNIST scenes (64x64, grey, 11 classes) on a CPU: the networks at 1/16 of their channels (the
-    # dilated front end's fc6/fc7 at 1/32: they run at 1/8 resolution), "same" padding instead of
+    # MNIST scenes (64x64, grey, 11 classes) on a CPU: the FCNs at 1/16 of their channels, the
+    # dilated front end at 1/8 (fc6/fc7 at 1/16: they run at 1/8 resolution; at 1/16 the front end
+    # was too weak for the context module to build on), "same" padding instead of
     # FCN's 100-pixel input padding, batch norm after every VGG convolution (no ImageNet weights to
     # start from); AdamW one-cycle, no flips (a mirrored digit is another shape)
     **{(name, "mnist-scenes"): dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
@@ -173,7 +174,7 @@ RECIPES = {
        for name in ("fcn32s", "fcn16s", "fcn8s")},
     ("dilated_frontend", "mnist-scenes"): dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
                                                schedule="onecycle",
-                                               model_kwargs={"width": 0.0625, "fc_width": 0.03125, "in_channels": 1,
+                                               model_kwargs={"width": 0.125, "fc_width": 0.0625, "in_channels": 1,
                                                              "batch_norm": True}),
 }
 

@@ -55,6 +55,10 @@ def test_the_arithmetic_the_experiments_quote():
     head = c * 10 + 10
     assert stack.totals["params"] == stem + 2 * (3 * (9 * c * c + c)) + head
     assert single.totals["params"] == stem + 2 * (49 * c * c + c) + head
+    # with batch norm (the experiment's setting) each convolution's C biases become 2 C BN parameters
+    for design, convs, plain in (("3x3", 7, stack), ("single", 3, single)):
+        bn = cnnlab.create_model("filter_stack", design=design, channels=c, batchnorm=True)
+        assert sum(p.numel() for p in bn.parameters()) == plain.totals["params"] + convs * c
     stage1_stack = [r for r in stack.layers if r.kind == "conv"][3]  # stem + three 3x3
     stage1_single = [r for r in single.layers if r.kind == "conv"][1]  # stem + one 7x7
     assert stage1_stack.receptive_field == stage1_single.receptive_field == (15, 15)  # stem's 3 (+stride 2) then 7

@@ -222,4 +222,4 @@ def test_context_module_goes_on_a_trained_front_end(tmp_path):
                           model_kwargs={"context": True}, **base), log=lambda line: None)
     assert result["model"].has_context and 0 <= result["test"]["miou"] <= 1
     with pytest.raises(WeightsError, match="shape mismatches"):
-        cnnlab.create_model("dilated_frontend", weights=str(front), width=1 / 8)
+        cnnlab.create_model("dilated_frontend", weights=str(front), width=1 / 16)

@@ -4,6 +4,7 @@ experiment run end to end in a tiny configuration on the real data."""
 import json
 
 import pytest
+import torch
 
 import cnnlab
 from cnnlab.analysis import analyze
@@ -67,6 +68,12 @@ def test_the_arithmetic_the_experiments_quote():
     assert "conv3" not in names and "conv5" in names
     head = dict(cnnlab.create_model("alexnet_cifar", remove=["fc6", "fc7"]).head.named_children())
     assert set(head) == {"flatten"}
+    # batch norm (the small scale's setting): each of the five convolutions trades its C biases for 2 C
+    plain, bn = (cnnlab.create_model("alexnet_cifar", width=0.125, fc=256, batchnorm=b) for b in (False, True))
+    widths = [8, 24, 48, 32, 32]  # 64-192-384-256-256 / 8
+    assert sum(p.numel() for p in bn.parameters()) == sum(p.numel() for p in plain.parameters()) + sum(widths)
+    assert [m.out_channels for m in bn.modules() if isinstance(m, torch.nn.Conv2d)] == widths
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in bn.modules()) == 5
     with pytest.raises(CnnlabError, match="remove takes conv3, conv4, fc6, fc7; got 'conv1'"):
         cnnlab.create_model("alexnet_cifar", remove=["conv1"])
 

@@ -768,7 +768,8 @@ def write_gallery(results: Path, page: Path) -> Path:
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                   *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in m["table"]), "",
                   f"![{name}]({images.name}/{name}.png)", "",
-                  f"`cnnlab experiment {name} --scale {m['scale']} --seeds {m['seeds']}` ({m.get('seconds', 0):.0f} s)", ""]
+                  f"`cnnlab experiment {name} --scale {m['scale']} --seeds {m['seeds']}`"
+                  + (f" ({m['seconds']:.0f} s)" if "seconds" in m else ""), ""]
         done.append(name)
     missing = [n for n in EXPERIMENTS if n not in done]
     if missing:

@@ -2,6 +2,7 @@
 experiment run end to end in a tiny configuration on the real data."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -146,8 +147,14 @@ def test_gallery_page_from_reports(tmp_path):
         "numbers": "gap 10.7 vs 8.8 points", "table": table, "seconds": 54.2, "runs": {}}))
     plot_panels([{"xlabel": "epoch", "ylabel": "test accuracy", "series": {"a-seed0": ([1, 2], [0.5, 0.6])}}],
                 folder / "curves.png")
+    older = tmp_path / "results" / "init"  # a report from before timings were kept: no made-up time
+    shutil.copytree(folder, older)
+    meta = json.loads((older / "metrics.json").read_text())
+    del meta["seconds"]
+    (older / "metrics.json").write_text(json.dumps({**meta, "experiment": "init"}))
     page = write_gallery(tmp_path / "results", tmp_path / "docs" / "experiments.md")
     text = page.read_text()
+    assert "`cnnlab experiment init --scale small --seeds 1`\n" in text and "(0 s)" not in text
     assert "## dropout" in text and "**Verdict: held** - gap 10.7 vs 8.8 points." in text
     assert "| dropout 0.5 | 10.8 % |" in text and "![dropout](experiments/dropout.png)" in text
     assert "`cnnlab experiment dropout --scale small --seeds 1` (54 s)" in text

@@ -11,8 +11,9 @@ from conftest import n_params
 HEAVY = {n for n in cnnlab.list_models() if n.startswith(("vgg", "fcn"))} | {"resnet1202", "alexnet_owt",
                                                                             "alexnet", "resnet152", "dilated_frontend"}
 # Fully convolutional nets take any size; the dilated front end keeps 1/8 resolution through fc6
-# (7x7, 4096 channels): about 100 GMACs at 224x224, so it is checked on 16x16
-TEST_SIZE = {"dilated_frontend": (3, 16, 16)}
+# (7x7, 4096 channels): about 100 GMACs at 224x224, so it is checked on 16x16; the FCNs on 64x64
+# (424x424 inside at 224 with their 100-pixel padding: 9 s a pass; 264x264 at 64 reaches every layer too)
+TEST_SIZE = {"dilated_frontend": (3, 16, 16), **{f"fcn{s}s": (3, 64, 64) for s in (32, 16, 8)}}
 
 
 def _params(names):

@@ -133,7 +133,7 @@ def non_negative_float(text: str) -> float:
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
-               "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
+               "normalize", "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
                "checkpoint_steps", "checkpoint_minutes", "on_bad_image", "weights", "strategy", "freeze_until",
                "head_lr_mult", "train_per_class", "test_per_class")
 
@@ -441,6 +441,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
     p.add_argument("--clip-grad-norm", type=positive_float)
     p.add_argument("--augment", help="comma-separated: crop, translate, flip, jitter, noise, scale, pca ('' for none)")
+    p.add_argument("--normalize", choices=("standard", "center"),
+                   help="standard: per-channel mean and std (default); center: AlexNet's raw 0-255 values less the mean")
     p.add_argument("--whiten", action="store_true", default=None, help="ZCA-whiten the inputs (fitted on the training set)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")

@@ -244,14 +244,18 @@ CIFAR_SMALL = dict(train_per_class=500, batch_size=128, weight_decay=0.0, augmen
                             "epochs) than the same network with tanh (Krizhevsky et al. 2012, Fig. 1)")
 def relu_vs_tanh(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict:
     # As in the paper, each network gets the learning rate that trains it fastest (of `lrs`) and
-    # no regularisation; He initialisation for both
+    # no regularisation; AlexNet's input (Section 2: the raw 0-255 RGB values less the mean) and
+    # initialisation, N(0, 0.01^2), at full width. On standardised inputs with He or N(0, 0.01^2)
+    # init, tanh trained as fast as ReLU or faster in this network (README); at half width neither
+    # reached 25 % within 20 epochs on 5,000 images (ReLU 25.4 %, tanh 36.2 %). The claim is about
+    # training error, so at small scale the test curve uses 1,000 test images.
     small = scale == "small"
-    settings = dict(CIFAR_SMALL, epochs=15 if small else 60, optimizer="sgd", momentum=0.9, nesterov=False, init="he")
+    settings = dict(CIFAR_SMALL, epochs=20 if small else 60, optimizer="sgd", momentum=0.9, nesterov=False,
+                    init="normal", normalize="center", **({"test_per_class": 100} if small else {}))
     if not small:
         settings.pop("train_per_class")
-    lrs = (0.01, 0.03) if small else (0.003, 0.01, 0.03, 0.1)
-    kwargs = {"width": 0.5} if small else {}
-    arms = [Arm(f"{act} lr {lr}", "cnn4", settings={**settings, "lr": lr, "model_kwargs": {"activation": act, **kwargs}})
+    lrs = (0.003, 0.01, 0.03) if small else (0.001, 0.003, 0.01, 0.03)
+    arms = [Arm(f"{act} lr {lr}", "cnn4", settings={**settings, "lr": lr, "model_kwargs": {"activation": act}})
             for act in ("relu", "tanh") for lr in lrs]
     runs = train_arms(arms, seeds, out, log, overrides)
     budget = overrides.get("epochs", settings["epochs"])

@@ -69,6 +69,9 @@ class TrainConfig:
     gamma: float = 0.1  # step/multistep/plateau factor; "exponential" multiplies by it every epoch
     warmup_epochs: float = 0.0  # linear warm-up from lr/1000
     label_smoothing: float = 0.0
+    # "standard": (x - mean) / std per channel on the 0-1 pixel scale; "center": AlexNet's (Section
+    # 2), the raw 0-255 values with only the dataset's per-channel mean taken off (std 1/255)
+    normalize: str = "standard"
     whiten: bool = False  # ZCA whitening of the inputs (fitted on the training set) after normalisation
     dropout: float | None = None  # overrides every Dropout layer's rate
     init: str = "paper"  # the builders' own (the paper's where it says), or normal / xavier / he
@@ -142,6 +145,13 @@ class TrainConfig:
         for name in ("train_per_class", "test_per_class"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise CnnlabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if self.normalize not in ("standard", "center"):
+            raise CnnlabError(f"normalize must be standard or center, got {self.normalize!r}")
+        if self.normalize == "center" and self.dataset.startswith("csv:"):
+            raise CnnlabError("--normalize center is for images; a csv: dataset is standardised per column")
+        if self.normalize == "center" and self.weights and self.strategy != "from-scratch":
+            raise CnnlabError("--normalize center changes the input the weights were trained on; leave it out "
+                              "when starting from weights")
         if self.on_bad_image not in ("fail", "skip"):
             raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
         if self.resume and not self.out:
@@ -900,6 +910,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     size = getattr(model, "input_size", info.input_size)
     if segmentation:  # fully convolutional: the data's own height and width
         size = (size[0], *train_split.images.shape[2:])
+    if not (folder or table):
+        mean, std = channel_normalization(train_split, size, mean, std)
+    if cfg.normalize == "center" and not table:  # the 0-255 scale: x * 255 - mean * 255
+        std = [1 / 255] * len(std)
     if table:
         size = (train_data.x.shape[1],)
     elif folder:
@@ -908,7 +922,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
         test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device,
                                on_bad_image=cfg.on_bad_image, log=log)
     else:
-        mean, std = channel_normalization(train_split, size, mean, std)
         train_data = DeviceData(train_split, size, mean, std, device)
         test_data = (DeviceData(load_segmentation(cfg.dataset, False, cfg.data_dir), size, mean, std, device)
                      if segmentation else

@@ -9,7 +9,7 @@ from cnnlab.cli import main
 from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate_runs, metrics, predict_images
-from cnnlab.train import recipe, train
+from cnnlab.train import DeviceData, recipe, train
 from conftest import DATA
 
 
@@ -81,6 +81,21 @@ def test_a_whitened_run_is_evaluated_with_its_whitening(tmp_path):
     assert (tmp_path / "w" / "whitening.safetensors").exists()
     ev = evaluate_runs([tmp_path / "w"], data_dir=str(DATA))
     assert ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6) and ev["top1"] > 0.8
+
+
+def test_a_centred_run_trains_on_the_0_255_scale_and_is_evaluated_so(tmp_path):
+    # AlexNet's input: raw pixel values less the training set's per-channel mean, no division
+    cfg = recipe("cnn4", "cifar10", epochs=1, normalize="center", init="normal", lr=0.003, optimizer="sgd",
+                 schedule="none", train_per_class=200, data_dir=str(DATA), out=str(tmp_path / "c"))
+    result = train(cfg, log=lambda line: None)
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["std"] == [1 / 255] * 3 and config["mean"] == [0.4914, 0.4822, 0.4465]
+    x, _ = DeviceData(load_dataset("cifar10", train=False, data_dir=DATA), (3, 32, 32), config["mean"], config["std"],
+                      torch.device("cpu")).batch(torch.arange(10_000))
+    assert x.min() == pytest.approx(-0.4914 * 255, abs=1e-3) and x.max() == pytest.approx(255 - 0.4465 * 255, abs=1e-3)
+    assert x.mean((0, 2, 3)).abs().max() < 2  # centred: the test split's mean is close to the training set's
+    ev = evaluate_runs([tmp_path / "c"], data_dir=str(DATA))
+    assert ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6) and ev["top1"] > 0.15
 
 
 def test_visualize_filters_and_feature_maps(runs, tmp_path, capsys):

@@ -70,6 +70,9 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     (dict(epochs=0), "epochs must be at least 1"), (dict(batch_size=0), "batch size must be at least 1"),
     (dict(lr=-0.1), "learning rate must be a positive number"), (dict(optimizer="adamm"), "optimizer must be one of"),
     (dict(schedule="cos"), "schedule must be one of"), (dict(augment=("rotate",)), "unknown augmentation 'rotate'"),
+    (dict(normalize="minmax"), "normalize must be standard or center"),
+    (dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"), "a csv: dataset is standardised per column"),
+    (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
 ])
 def test_bad_settings_fail_before_any_work(change, message):
     with pytest.raises(CnnlabError, match=message):

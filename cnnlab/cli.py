@@ -414,7 +414,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
-    from .train import INITS, OPTIMIZERS, SCHEDULES, STRATEGIES
+    from .train import INITS, NORMALIZE, OPTIMIZERS, SCHEDULES, STRATEGIES
 
     p.add_argument("model", help="a model name from `cnnlab models`")
     p.add_argument("--dataset", type=dataset_name, default=None,
@@ -441,7 +441,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
     p.add_argument("--clip-grad-norm", type=positive_float)
     p.add_argument("--augment", help="comma-separated: crop, translate, flip, jitter, noise, scale, pca ('' for none)")
-    p.add_argument("--normalize", choices=("standard", "center"),
+    p.add_argument("--normalize", choices=NORMALIZE,
                    help="standard: per-channel mean and std (default); center: AlexNet's raw 0-255 values less the mean")
     p.add_argument("--whiten", action="store_true", default=None, help="ZCA-whiten the inputs (fitted on the training set)")
     p.add_argument("--seed", type=int)

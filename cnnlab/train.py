@@ -39,6 +39,7 @@ NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
 INITS = ("paper", "normal", "xavier", "he")
+NORMALIZE = ("standard", "center")
 # crop: 4-pixel padded random crops; translate: shifts up to 10 % of the size; flip: horizontal
 # mirror; jitter: brightness, contrast, saturation x U(0.6, 1.4); noise: Gaussian, sigma 0.05;
 # scale: VGG-style scale jittering (zoom x U(1, 1.3), random position); pca: AlexNet's PCA colour
@@ -145,7 +146,7 @@ class TrainConfig:
         for name in ("train_per_class", "test_per_class"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise CnnlabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
-        if self.normalize not in ("standard", "center"):
+        if self.normalize not in NORMALIZE:
             raise CnnlabError(f"normalize must be standard or center, got {self.normalize!r}")
         if self.normalize == "center" and self.dataset.startswith("csv:"):
             raise CnnlabError("--normalize center is for images; a csv: dataset is standardised per column")

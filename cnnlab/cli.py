@@ -414,7 +414,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
-    from .train import INITS, NORMALIZE, OPTIMIZERS, SCHEDULES, STRATEGIES
+    from .train import COMPILE_MODES, INITS, NORMALIZE, OPTIMIZERS, SCHEDULES, STRATEGIES
 
     p.add_argument("model", help="a model name from `cnnlab models`")
     p.add_argument("--dataset", type=dataset_name, default=None,
@@ -458,7 +458,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="JSON or TOML file of settings (explicit flags win)")
     p.add_argument("--max-steps", type=positive_int, help="stop after N optimisation steps (quick check)")
     p.add_argument("--overfit-batch", action="store_true", help="train on one batch only; the loss must go to ~0")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model for training")
+    p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile the model for training; MODE: " + ", ".join(COMPILE_MODES)
+                   + " (default: default; reduce-overhead replays CUDA graphs)")
     p.add_argument("--layer-stats", action="store_true", default=None,
                    help="per-layer activation and gradient statistics after every epoch (layer_stats.jsonl)")
     p.add_argument("--weights", help="start from these weights: imagenet, a .pth/.safetensors file or a run")

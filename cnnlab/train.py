@@ -40,6 +40,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
 INITS = ("paper", "normal", "xavier", "he")
 NORMALIZE = ("standard", "center")
+# torch.compile's modes; "reduce-overhead" replays CUDA graphs (fewer kernel launches per step on CUDA)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # crop: 4-pixel padded random crops; translate: shifts up to 10 % of the size; flip: horizontal
 # mirror; jitter: brightness, contrast, saturation x U(0.6, 1.4); noise: Gaussian, sigma 0.05;
 # scale: VGG-style scale jittering (zoom x U(1, 1.3), random position); pca: AlexNet's PCA colour
@@ -81,7 +83,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # on CUDA: bf16 autocast and channels_last (no effect on the CPU)
-    compile: bool = False  # torch.compile the training step's model
+    # torch.compile the training step's model: False, True (= "default") or one of COMPILE_MODES
+    compile: bool | str = False
     max_steps: int | None = None  # stop after this many optimisation steps (a quick end-to-end check)
     overfit_batch: bool = False  # train on the first batch only, every step: the loss must go to ~0
     layer_stats: bool = False  # per-layer activation and gradient statistics after every epoch
@@ -153,6 +156,8 @@ class TrainConfig:
         if self.normalize == "center" and self.weights and self.strategy != "from-scratch":
             raise CnnlabError("--normalize center changes the input the weights were trained on; leave it out "
                               "when starting from weights")
+        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
+            raise CnnlabError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         if self.on_bad_image not in ("fail", "skip"):
             raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
         if self.resume and not self.out:
@@ -490,6 +495,15 @@ def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:
     body = [p for n, p in trainable if not n.startswith(head + ".")]
     top = [p for n, p in trainable if n.startswith(head + ".")]
     return ([{"params": body}] if body else []) + [{"params": top, "lr": cfg.lr * cfg.head_lr_mult}]
+
+
+def full_batch_size(data, cfg: TrainConfig, d: Dist = Dist()) -> int:
+    """The number of images in a full training batch of this process (a torchrun job splits
+    every batch among its processes)."""
+    if isinstance(data, FolderData):
+        return max(1, cfg.batch_size // d.world)
+    n = min(cfg.batch_size, len(data))
+    return n // d.world + (d.rank < n % d.world)
 
 
 def seen_images(steps: int, cfg: TrainConfig, data) -> int:
@@ -941,8 +955,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
         log(f"distributed: {d.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // d.world} per "
             f"process), lr {cfg.lr} as given (for a global batch k times larger, the linear scaling rule "
             "multiplies the lr by k)")
+    eager_net = net
     if cfg.compile:
-        net = torch.compile(net)
+        net = torch.compile(net, mode=None if cfg.compile in (True, "default") else cfg.compile)
+    # a compiled step is built for full batches; another size (an epoch's short last batch) runs
+    # eagerly on the same parameters instead of compiling the step again
+    full = full_batch_size(train_data, cfg, d)
     opt = make_optimizer(cfg, model)
     schedule = Schedule(cfg, opt, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -1008,8 +1026,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
             check_every = 1 if device.type == "cpu" and d.world == 1 else 20  # a check waits for the device
             for i, (x, y) in enumerate(epoch_batches(train_data, cfg, gen, epoch, order, d, first_step), first_step):
                 try:
+                    if cfg.compile == "reduce-overhead":  # a new step: the graphs' last outputs are done with
+                        torch.compiler.cudagraph_mark_step_begin()
                     with autocast:
-                        out = net(x)
+                        out = (net if len(x) == full else eager_net)(x)
                         loss = loss_fn(out, y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

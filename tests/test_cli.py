@@ -110,3 +110,15 @@ def test_bad_cli_input_is_one_line_with_exit_code_2(argv, message, capsys):
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert err.count("\n") == 1  # one line: what was wrong, and what to do
+
+
+def test_compile_flag_takes_an_optional_mode(capsys):
+    from cnnlab.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["train", "mlp"]).compile is None  # not given: the recipe's (off)
+    assert parse(["train", "mlp", "--compile"]).compile == "default"
+    assert parse(["train", "mlp", "--compile", "reduce-overhead"]).compile == "reduce-overhead"
+    with pytest.raises(SystemExit):
+        parse(["train", "mlp", "--compile", "fast"])
+    assert "argument --compile: invalid choice: 'fast'" in capsys.readouterr().err

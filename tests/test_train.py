@@ -73,6 +73,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     (dict(normalize="minmax"), "normalize must be standard or center"),
     (dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"), "a csv: dataset is standardised per column"),
     (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
+    (dict(compile="fast"), "compile must be one of default, reduce-overhead"),
 ])
 def test_bad_settings_fail_before_any_work(change, message):
     with pytest.raises(CnnlabError, match=message):
@@ -288,12 +289,32 @@ def test_csv_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_training_matches_eager():
-    common = dict(epochs=1, max_steps=5, batch_size=64, data_dir=str(DATA), schedule="none")
+def test_compiled_training_matches_eager_and_compiles_once():
+    from torch._dynamo.utils import counters
+
+    # 100 images in batches of 64: every epoch ends with a batch of 36, which runs eagerly
+    common = dict(epochs=2, train_per_class=10, test_per_class=10, batch_size=64, data_dir=str(DATA),
+                  schedule="none")
     eager = train(recipe("mlp", "mnist", **common), log=lambda line: None)["model"]
+    torch._dynamo.reset()
+    counters.clear()
     compiled = train(recipe("mlp", "mnist", compile=True, **common), log=lambda line: None)["model"]
+    assert counters["stats"]["unique_graphs"] == 1  # one graph for the full batches, no recompile
     for (k, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), k
+
+
+def test_the_full_batch_of_each_process():
+    from cnnlab.train import Dist, full_batch_size
+
+    class Data:
+        def __len__(self):
+            return 1000
+
+    cfg = TrainConfig(model="mlp", batch_size=130)
+    assert full_batch_size(Data(), cfg) == 130
+    assert [full_batch_size(Data(), cfg, Dist(rank, 4)) for rank in range(4)] == [33, 33, 32, 32]  # tensor_split
+    assert full_batch_size(Data(), TrainConfig(model="mlp", batch_size=4096)) == 1000  # one batch: all the data
 
 
 def test_every_default_recipe_is_valid_for_a_registered_model():

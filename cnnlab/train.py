@@ -633,8 +633,10 @@ class Schedule:
         self.warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
         rest = total - self.warmup
         if cfg.schedule == "onecycle":
+            # a quarter of the steps rising; PyTorch divides by (pct_start x steps - 1), so runs of
+            # up to 4 steps rise for longer (4 steps at 0.25 would divide by zero)
             main = sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=rest,
-                                    pct_start=0.25)
+                                    pct_start=0.25 if rest > 4 else min(0.75, 1.5 / rest))
         elif cfg.schedule == "cosine":
             main = sched.CosineAnnealingLR(opt, T_max=rest)
         elif cfg.schedule == "step":

@@ -129,6 +129,11 @@ def test_schedules_and_warmup():
     assert lrs[10] == pytest.approx(0.05) and lrs[20] == pytest.approx(0.025)
     lrs = _lrs(TrainConfig(model="mlp", epochs=2, lr=0.1, schedule="step", step_size=1, gamma=0.5))
     assert lrs[9] == 0.1 and lrs[10] == pytest.approx(0.05)
+    lrs = _lrs(TrainConfig(model="mlp", epochs=4, lr=0.1, schedule="onecycle"))  # a quarter rising
+    assert max(lrs) == pytest.approx(0.1) and lrs.index(max(lrs)) == 9 and lrs[0] == pytest.approx(0.004)
+    for steps in (1, 2, 3, 4, 5):  # very short runs too (4 steps divided by zero in PyTorch's one-cycle)
+        lrs = _lrs(TrainConfig(model="mlp", epochs=1, lr=0.1, schedule="onecycle"), steps)
+        assert len(lrs) == steps and all(0 < lr <= 0.1 for lr in lrs)
 
 
 def test_penalties_and_initialisations():

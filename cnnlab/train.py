@@ -635,8 +635,11 @@ class Schedule:
         if cfg.schedule == "onecycle":
             # a quarter of the steps rising; PyTorch divides by (pct_start x steps - 1), so runs of
             # up to 4 steps rise for longer (4 steps at 0.25 would divide by zero)
+            # momentum (Adam's beta1) cycles 0.95 -> 0.85 -> 0.95 against the lr, as in Smith's policy,
+            # where the optimiser has one: Adagrad has none, and momentum 0 stays plain SGD/RMSProp
+            cycle = cfg.optimizer in ("adam", "adamw") or (cfg.optimizer != "adagrad" and cfg.momentum > 0)
             main = sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=rest,
-                                    pct_start=0.25 if rest > 4 else min(0.75, 1.5 / rest))
+                                    pct_start=0.25 if rest > 4 else min(0.75, 1.5 / rest), cycle_momentum=cycle)
         elif cfg.schedule == "cosine":
             main = sched.CosineAnnealingLR(opt, T_max=rest)
         elif cfg.schedule == "step":

@@ -136,6 +136,22 @@ def test_schedules_and_warmup():
         assert len(lrs) == steps and all(0 < lr <= 0.1 for lr in lrs)
 
 
+@pytest.mark.parametrize("optimizer, momentum, cycled", [
+    ("sgd", 0.9, True), ("sgd", 0.0, False), ("rmsprop", 0.0, False), ("adagrad", 0.9, False), ("adam", 0.0, True)])
+def test_one_cycle_cycles_momentum_only_where_there_is_some(optimizer, momentum, cycled):
+    from cnnlab.train import Schedule, make_optimizer
+    cfg = TrainConfig(model="mlp", epochs=1, optimizer=optimizer, momentum=momentum, lr=0.01, schedule="onecycle")
+    opt = make_optimizer(cfg, torch.nn.Linear(2, 2))
+    Schedule(cfg, opt, 10)
+    group = opt.param_groups[0]
+    if optimizer == "adam":
+        assert group["betas"][0] == pytest.approx(0.95)  # beta1 starts high while the lr starts low
+    elif cycled:
+        assert group["momentum"] == pytest.approx(0.95)
+    else:  # plain SGD and RMSProp keep no momentum; Adagrad has none (it raised in PyTorch's one-cycle)
+        assert group.get("momentum", 0.0) == 0.0
+
+
 def test_penalties_and_initialisations():
     from cnnlab.train import initialize, penalty
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))

@@ -44,7 +44,7 @@ def main() -> None:
                      ("front end + context module", "context module, upsampling", "dilated-context", True, "score"),
                      ("front end (control)", "score layer, upsampling", "dilated-top", False, "fc7"))]
     for label, trained, name, run, settings in arms:
-        cfg = recipe(name, "mnist-scenes", out=str(run), **{"epochs": args.epochs, **settings})
+        cfg = recipe(name, "mnist-scenes", out=str(run), overwrite=True, **{"epochs": args.epochs, **settings})
         start = time.perf_counter()
         result = train(cfg, log=lambda line: None)
         seconds = time.perf_counter() - start

@@ -31,7 +31,7 @@ def quiet(line):
 
 
 def target_run(out: Path, weights: str, classes, per_class: int, strategy: str, size: int) -> tuple[float, float]:
-    cfg = recipe("lenet5_modern", "cifar10", out=str(out), weights=weights, strategy=strategy, classes=classes,
+    cfg = recipe("lenet5_modern", "cifar10", out=str(out), overwrite=True, weights=weights, strategy=strategy, classes=classes,
                  train_per_class=per_class, batch_size=64, optimizer="adamw", lr=3e-3, weight_decay=0.05,
                  schedule="onecycle", augment=("crop", "flip"), epochs=30,
                  model_kwargs={"input_size": size})
@@ -47,14 +47,14 @@ def main() -> None:
     out = Path(args.out)
     start = time.perf_counter()
     src5 = out / "source-cifar5"
-    r = train(recipe("lenet5_modern", "cifar10", out=str(src5), classes=SOURCE5, epochs=15, batch_size=128,
+    r = train(recipe("lenet5_modern", "cifar10", out=str(src5), overwrite=True, classes=SOURCE5, epochs=15, batch_size=128,
                      optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle", augment=("crop", "flip"),
                      model_kwargs={"input_size": 32}), log=quiet)
     print(f"source: lenet5_modern (32 px, grey) on CIFAR-10 {', '.join(SOURCE5)}: "
           f"{100 * r['test']['top1']:.2f}% in {time.perf_counter() - start:.0f}s")
     start = time.perf_counter()
     srcm = out / "source-mnist"
-    r = train(recipe("lenet5_modern", "mnist", out=str(srcm)), log=quiet)
+    r = train(recipe("lenet5_modern", "mnist", out=str(srcm), overwrite=True), log=quiet)
     print(f"source: lenet5_modern on MNIST: {100 * r['test']['top1']:.2f}% in {time.perf_counter() - start:.0f}s")
     print("| transfer | labelled / class | method | test top-1 | seconds |")
     print("|---|---:|---|---:|---:|")

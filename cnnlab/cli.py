@@ -186,7 +186,7 @@ def read_config(path: str | None) -> dict:
         raise CnnlabError(f"config file {path}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})") from None
     if not isinstance(data, dict):
         raise CnnlabError(f"config file {path}: expected a table of settings")
-    known = {f for f in TrainConfig.__dataclass_fields__} - {"model", "out", "resume"}
+    known = {f for f in TrainConfig.__dataclass_fields__} - {"model", "out", "resume", "overwrite"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise CnnlabError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -214,13 +214,13 @@ def resumed_settings(args: argparse.Namespace) -> dict:
     if not isinstance(saved, dict) or saved.get("model") != args.model:
         raise CnnlabError(f"{args.out} is a run of {saved.get('model') if isinstance(saved, dict) else '?'}, "
                           f"not of {args.model}")
-    keep = set(TrainConfig.__dataclass_fields__) - {"model", "out", "resume", "max_steps"}
+    keep = set(TrainConfig.__dataclass_fields__) - {"model", "out", "resume", "overwrite", "max_steps"}
     return {k: v for k, v in saved.items() if k in keep}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .registry import get_model_info
-    from .train import recipe, train
+    from .train import recipe, refuse_existing_run, train
 
     get_model_info(args.model)  # unknown names fail before any data is read
     augment = tuple(a for a in (args.augment or "").split(",") if a) if args.augment is not None else None
@@ -238,10 +238,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["model_kwargs"] = {**settings.get("model_kwargs", {}), **dict(args.model_kwargs)}
     dataset = settings.pop("dataset", None)
     dataset = args.dataset or dataset or "mnist"
-    settings.update({k: v for k, v in (("resume", args.resume or None), ("max_steps", args.max_steps),
+    settings.update({k: v for k, v in (("resume", args.resume or None), ("overwrite", args.overwrite or None),
+                                       ("max_steps", args.max_steps),
                                        ("overfit_batch", args.overfit_batch or None)) if v is not None})
     cfg = recipe(args.model, dataset, **settings)
     if cfg.out:
+        if not cfg.resume and not cfg.overwrite:
+            refuse_existing_run(Path(cfg.out))
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             probe = Path(cfg.out) / ".write-test"
@@ -449,6 +452,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (config.json, metrics.jsonl, *.safetensors)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with its settings (flags given win)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it, a new run refuses to overwrite one)")
     p.add_argument("--checkpoint-steps", type=positive_int,
                    help="also write the resumable checkpoint every N steps (default: after every epoch only)")
     p.add_argument("--checkpoint-minutes", type=positive_float, help="also write it every M minutes")

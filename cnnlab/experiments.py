@@ -109,7 +109,9 @@ def _config(arm: Arm, seed: int, out: Path | None, overrides: dict):
 
     settings = {**arm.settings, **{k: v for k, v in overrides.items() if k != "model_kwargs"}}
     settings["model_kwargs"] = {**arm.settings.get("model_kwargs", {}), **overrides.get("model_kwargs", {})}
-    return recipe(arm.model, arm.dataset, seed=seed, out=str(out) if out else None, **settings)
+    # a re-run of an experiment replaces its earlier runs
+    return recipe(arm.model, arm.dataset, seed=seed, out=str(out) if out else None, overwrite=out is not None,
+                  **settings)
 
 
 def train_arms(arms: list[Arm], seeds: int, out: Path, log, overrides: dict) -> dict[str, list[dict]]:
@@ -678,7 +680,7 @@ def transfer(scale: str, seeds: int, out: Path, log, overrides: dict) -> dict:
                   model_kwargs={"width": 0.5} if small else {})
     src = out / "source"
     source_settings = {**common, "classes": SOURCE_CLASSES, "epochs": 8 if small else 30, "lr": 4e-3}
-    source_cfg = recipe("cnn4", "cifar10", out=str(src), **{**source_settings, **{
+    source_cfg = recipe("cnn4", "cifar10", out=str(src), overwrite=True, **{**source_settings, **{
         k: v for k, v in overrides.items() if k not in ("model_kwargs", "train_per_class")}})
     start = time.perf_counter()
     source = train(source_cfg, log=lambda line: None)["test"]["top1"]

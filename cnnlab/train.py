@@ -92,6 +92,7 @@ class TrainConfig:
     target: str | None = None  # the column to predict, for dataset csv:PATH
     out: str | None = None
     resume: bool = False
+    overwrite: bool = False  # replace a run already in `out` (otherwise refused: give resume or another out)
     # checkpoint.safetensors is rewritten after every epoch, and also every N steps and/or every
     # M minutes inside an epoch when set (a killed run loses at most that much work)
     checkpoint_steps: int | None = None
@@ -162,6 +163,8 @@ class TrainConfig:
             raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
         if self.resume and not self.out:
             raise CnnlabError("resume needs the run directory (--out) of the run to continue")
+        if self.resume and self.overwrite:
+            raise CnnlabError("--resume continues the run in --out and --overwrite replaces it; give one")
 
 
 # Default recipes (model, dataset) -> settings; explicit settings win.
@@ -860,6 +863,24 @@ def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, orde
         yield x, y
 
 
+RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl")
+
+
+def refuse_existing_run(out: Path) -> None:
+    """A new run must not overwrite the files of another one in the same directory."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found:
+        return
+    what = ""
+    try:
+        config = json.loads((out / "config.json").read_text())
+        what = f" ({config['model']} on {config['dataset']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    raise CnnlabError(f"{out} already holds a run{what}: {', '.join(found)}; continue it with --resume, "
+                      "replace it with --overwrite, or choose another --out")
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train cfg.model on cfg.dataset; returns the final test metrics, the history and the model.
 
@@ -869,6 +890,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     of the best test top-1 so far) and model.safetensors (the final weights).
     """
     cfg.check()
+    if cfg.out and not cfg.resume and not cfg.overwrite:
+        refuse_existing_run(Path(cfg.out))
     d, device = setup_distributed(cfg.device)
     if d.rank != 0:
         log = lambda line: None  # noqa: E731  (rank 0 speaks and writes for the job)

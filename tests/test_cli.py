@@ -122,3 +122,16 @@ def test_compile_flag_takes_an_optional_mode(capsys):
     with pytest.raises(SystemExit):
         parse(["train", "mlp", "--compile", "fast"])
     assert "argument --compile: invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_train_into_a_run_directory_is_refused_before_anything_is_printed(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"model": "lenet5", "dataset": "mnist"}')
+    (run / "model.safetensors").write_bytes(b"weights")
+    assert main(["train", "mlp", "--out", str(run)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"cnnlab: error: {run} already holds a run (lenet5 on mnist): config.json, "
+                                 "model.safetensors; continue it with --resume, replace it with --overwrite, "
+                                 "or choose another --out\n")
+    assert (run / "model.safetensors").read_bytes() == b"weights"

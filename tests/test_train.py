@@ -347,3 +347,20 @@ def test_every_default_recipe_is_valid_for_a_registered_model():
         net = cnnlab.create_model(model, num_classes=10)
         Schedule(cfg, make_optimizer(cfg, net), 100)  # the optimiser and schedule build
     assert recipe("lenet5_modern", "mnist", lr=0.01).lr == 0.01  # explicit settings win
+
+
+def test_a_new_run_does_not_overwrite_another_one(tmp_path):
+    common = dict(epochs=1, train_per_class=5, test_per_class=2, data_dir=str(DATA), out=str(tmp_path / "run"))
+    train(recipe("lenet5_modern", "mnist", **common), log=lambda line: None)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(CnnlabError, match=r"run already holds a run \(lenet5_modern on mnist\): config.json, "
+                                          r"checkpoint.safetensors, model.safetensors, metrics.jsonl; continue it "
+                                          r"with --resume, replace it with --overwrite, or choose another --out"):
+        train(recipe("mlp", "mnist", **common), log=lambda line: None)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before  # untouched
+    with pytest.raises(CnnlabError, match="give one"):
+        train(recipe("mlp", "mnist", resume=True, overwrite=True, **common), log=lambda line: None)
+    train(recipe("mlp", "mnist", overwrite=True, **common), log=lambda line: None)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "mlp"
+    (tmp_path / "empty").mkdir()  # an existing directory without a run is fine
+    train(recipe("mlp", "mnist", **{**common, "out": str(tmp_path / "empty")}), log=lambda line: None)

@@ -286,17 +286,24 @@ def channel_normalization(split: Split, size: tuple[int, ...], mean, std) -> tup
 
 
 class DeviceData:
-    """A split held on the device as uint8, padded to the model's input size; batches come out
-    normalised (and augmented, and ZCA-whitened if asked) as float32."""
+    """A split held on the device as uint8 at the model's input size; batches come out normalised
+    (and augmented, and ZCA-whitened if asked) as float32. Images up to 8 pixels smaller are
+    zero-padded (LeNet-5: MNIST's 28x28 digits in 32x32, as in the paper); much smaller ones are
+    kept at their size and resized up in every batch (bilinear: CIFAR-10 into a 224-pixel
+    ImageNet network), so the dataset takes no more memory than its own pixels."""
 
     def __init__(self, split: Split, size: tuple[int, ...], mean, std, device: torch.device):
         images = adapt_images(split.images, size)
         c, h, w = images.shape[1:]
+        self.resize: tuple[int, int] | None = None
         if (h, w) != tuple(size[1:]):
             dh, dw = size[1] - h, size[2] - w
-            if dh < 0 or dw < 0 or dh % 2 or dw % 2:
+            if dh < 0 or dw < 0:
                 raise CnnlabError(f"the model takes {size[1]}x{size[2]} images but the data is {h}x{w}")
-            images = F.pad(images, (dw // 2, dw // 2, dh // 2, dh // 2))  # LeNet-5: 28x28 digits in 32x32
+            if dh <= 8 and dw <= 8 and not dh % 2 and not dw % 2:
+                images = F.pad(images, (dw // 2, dw // 2, dh // 2, dh // 2))
+            else:
+                self.resize = (size[1], size[2])
         self.images = images.to(device)
         self.labels = split.labels.to(device)
         self.classes = split.classes
@@ -314,6 +321,10 @@ class DeviceData:
 
     def fit_zca(self, eps: float = 1e-2) -> tuple[Tensor, Tensor]:
         """ZCA whitening W = U (S + eps)^-1/2 U^T of the normalised training images."""
+        if self.resize:
+            h, w = self.images.shape[2:]
+            raise CnnlabError(f"ZCA whitening needs the images at the model's input size; these {h}x{w} images "
+                              f"are resized up to {self.resize[0]}x{self.resize[1]} batch by batch; drop --whiten")
         x = ((self._sample() - self.mean) / self.std).flatten(1).double()
         mu = x.mean(0)
         cov = (x - mu).T @ (x - mu) / len(x)
@@ -380,6 +391,8 @@ class DeviceData:
             x = x + ((alpha * vals) @ vecs.T).view(n, 3, 1, 1)
         if "noise" in augment:
             x = x + 0.05 * torch.randn(x.shape, device=dev, generator=generator)
+        if self.resize:
+            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
         x = (x - self.mean) / self.std
         if self.zca is not None:
             mu, whiten = self.zca
@@ -939,6 +952,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
     else:
         model = create_model(cfg.model, num_classes=num_classes if num_classes != info.num_classes else None,
                              **cfg.model_kwargs)
+    if getattr(model, "dense", False) != segmentation:
+        raise CnnlabError(f"{cfg.model} scores every pixel: train it on a segmentation dataset (mnist-scenes, "
+                          "voc:PATH)" if not segmentation else
+                          f"{cfg.dataset} labels every pixel: train a segmentation model on it (fcn32s, fcn16s, "
+                          "fcn8s, dilated_frontend)")
     initialize(model, cfg.init)
     frozen = freeze(model, cfg.strategy, cfg.freeze_until)
     if cfg.dropout is not None:

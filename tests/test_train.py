@@ -364,3 +364,31 @@ def test_a_new_run_does_not_overwrite_another_one(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "mlp"
     (tmp_path / "empty").mkdir()  # an existing directory without a run is fine
     train(recipe("mlp", "mnist", **{**common, "out": str(tmp_path / "empty")}), log=lambda line: None)
+
+
+def test_small_images_are_padded_a_little_or_resized_up_batch_by_batch():
+    import torch.nn.functional as F
+
+    from cnnlab.data import Split
+
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    split = Split(images, torch.arange(4), ("a", "b", "c", "d"))
+    scaled = (images.float() / 255 - 0.5) / 0.25
+    near = DeviceData(split, (3, 40, 40), [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    x, _ = near.batch(torch.arange(4))  # 4 pixels a side: zero-padded once, like LeNet-5's digits
+    assert near.resize is None and near.images.shape == (4, 3, 40, 40)
+    assert torch.allclose(x[:, :, 4:36, 4:36], scaled) and (x[:, :, :4] == -2).all()
+    far = DeviceData(split, (3, 224, 224), [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    x, _ = far.batch(torch.arange(4))  # CIFAR-10 into an ImageNet network: kept at 32x32, resized per batch
+    assert far.images.shape == (4, 3, 32, 32) and x.shape == (4, 3, 224, 224)
+    expected = (F.interpolate(images.float() / 255, size=(224, 224), mode="bilinear", align_corners=False) - 0.5) / 0.25
+    assert torch.allclose(x, expected, atol=1e-5)
+    with pytest.raises(CnnlabError, match="these 32x32 images are resized up to 224x224 batch by batch; drop --whiten"):
+        far.fit_zca()
+
+
+def test_a_model_and_a_dataset_of_different_tasks_are_refused():
+    with pytest.raises(CnnlabError, match=r"fcn32s scores every pixel: train it on a segmentation dataset"):
+        train(recipe("fcn32s", "mnist", data_dir=str(DATA)), log=lambda line: None)
+    with pytest.raises(CnnlabError, match=r"mnist-scenes labels every pixel: train a segmentation model on it"):
+        train(recipe("resnet20", "mnist-scenes", data_dir=str(DATA)), log=lambda line: None)

@@ -71,6 +71,8 @@ class FCN(nn.Module):
     models froze it at bilinear).
     """
 
+    dense = True  # a class score for every pixel (segmentation), not one per image
+
     def __init__(self, stride: int = 32, num_classes: int = 21, dropout: float = 0.5, width: float = 1.0,
                  in_channels: int = 3, pad100: bool = True, batch_norm: bool = False):
         super().__init__()
@@ -150,6 +152,8 @@ class ContextModule(nn.Module):
     module's growing widths and its noisy identity initialisation are not built.
     """
 
+    dense = True  # a class score for every pixel (segmentation), not one per image
+
     def __init__(self, num_classes: int = 21):
         super().__init__()
         self.input_size = (num_classes, None, None)
@@ -182,6 +186,8 @@ class DilatedFrontEnd(nn.Module):
     `width`, `in_channels` and `batch_norm` as in `FCN`; `fc_width` scales fc6/fc7 alone (default:
     `width`) - at 1/8 resolution fc6 (7x7, 4096 channels) is most of the network's work.
     """
+
+    dense = True  # a class score for every pixel (segmentation), not one per image
 
     def __init__(self, num_classes: int = 21, context: bool = True, width: float = 1.0, in_channels: int = 3,
                  dropout: float = 0.5, fc_width: float | None = None, batch_norm: bool = False):

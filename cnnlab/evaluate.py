@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load
 from .errors import CnnlabError, DatasetError, WeightsError
-from .train import DeviceData, eval_batches, load_model, make_data, pick_device
+from .train import DeviceData, eval_batch_size, eval_batches, load_model, make_data, pick_device
 
 
 def run_config(path: str | Path) -> dict:
@@ -88,9 +88,11 @@ def multicrop(x: Tensor) -> list[Tensor]:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, data, tta: str = "none", batch_size: int = 1000) -> Tensor:
+def predict_proba(model: nn.Module, data, tta: str = "none", batch_size: int | None = None) -> Tensor:
     """Softmax probabilities for every image, averaged over the test-time views (`views`)."""
     model.eval()
+    if batch_size is None and isinstance(data, DeviceData):  # multi-crop holds 8 times more pixels per image
+        batch_size = max(1, eval_batch_size(data) // (8 if tta == "multicrop" else 1))
     out = []
     for x, _ in eval_batches(data, batch_size):
         vs = views(x, tta, data)

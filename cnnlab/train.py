@@ -734,18 +734,29 @@ def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
     return F.cross_entropy(out, y, label_smoothing=label_smoothing, ignore_index=IGNORE)
 
 
-def eval_batches(data, batch_size: int = 1000, d: Dist = Dist()):
+def eval_batch_size(data, values: int = 1 << 23) -> int:
+    """Images per evaluation batch of in-memory data: 1,000, or fewer where that would exceed
+    `values` input values (32 MiB of float32): 55 images at 3x224x224."""
+    if getattr(data, "images", None) is None or data.images.ndim != 4:
+        return 1000
+    c, h, w = data.images.shape[1:]
+    h, w = data.resize or (h, w)
+    return max(1, min(1000, values // (c * h * w)))
+
+
+def eval_batches(data, batch_size: int | None = None, d: Dist = Dist()):
     """Every (x, y) of `data` in order, without augmentation (in a torchrun job: this process's share)."""
     if isinstance(data, FolderData):
         yield from data.batches(None, d)
         return
+    batch_size = batch_size or eval_batch_size(data)
     idx = torch.arange(d.rank, len(data), d.world, device=data.labels.device)
     for start in range(0, len(idx), batch_size):
         yield data.batch(idx[start:start + batch_size])
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data, batch_size: int = 1000, d: Dist = Dist()) -> dict:
+def evaluate(model: nn.Module, data, batch_size: int | None = None, d: Dist = Dist()) -> dict:
     """Loss, top-1 and top-5 accuracy of `model` on all of `data` (summed over a torchrun job)."""
     model.eval()
     if isinstance(data, TableData):  # regression: mean squared error, RMSE, mean absolute error

@@ -26,7 +26,8 @@ CLASSIFIERS = ("svm", "logreg")
 
 
 @torch.no_grad()
-def extract(model: torch.nn.Module, data: DeviceData, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def extract(model: torch.nn.Module, data: DeviceData,
+            batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate-layer features (N, D) and labels (N,) of every image in `data`."""
     model.eval()
     feats, labels = [], []

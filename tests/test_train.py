@@ -385,6 +385,8 @@ def test_small_images_are_padded_a_little_or_resized_up_batch_by_batch():
     assert torch.allclose(x, expected, atol=1e-5)
     with pytest.raises(CnnlabError, match="these 32x32 images are resized up to 224x224 batch by batch; drop --whiten"):
         far.fit_zca()
+    from cnnlab.train import eval_batch_size
+    assert eval_batch_size(near) == 1000 and eval_batch_size(far) == 55  # 2^23 input values per batch at most
 
 
 def test_a_model_and_a_dataset_of_different_tasks_are_refused():

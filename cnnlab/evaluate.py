@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load
 from .errors import CnnlabError, DatasetError, WeightsError
-from .train import DeviceData, eval_batch_size, eval_batches, load_model, make_data, pick_device
+from .train import DeviceData, eval_batch_size, eval_batches, fits_by_padding, load_model, make_data, pick_device
 
 
 def run_config(path: str | Path) -> dict:
@@ -211,7 +211,7 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
 
 def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """An image file as the (1, C, H, W) input a run's model takes: resized to the dataset's image
-    size, padded to the model's input size, normalised (and whitened) as in training."""
+    size, padded (or resized up) to the model's input size, normalised (and whitened) as in training."""
     from PIL import Image
 
     c, h, w = cfg["input_size"]
@@ -221,7 +221,10 @@ def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None =
     except Exception as e:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, ... on bad files)
         raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
-    x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
+    if fits_by_padding(ih, iw, (h, w)):
+        x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))
+    else:  # as in training: much smaller images are resized up
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
     x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)
     if zca is not None:
         x = ((x.flatten(1) - zca[0]) @ zca[1]).view(1, c, h, w)

@@ -285,6 +285,13 @@ def channel_normalization(split: Split, size: tuple[int, ...], mean, std) -> tup
     return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).tolist()
 
 
+def fits_by_padding(h: int, w: int, size: tuple[int, ...]) -> bool:
+    """Whether h x w images reach the model's input size by zero padding: by at most 8 pixels,
+    the same on both sides (LeNet-5: 28x28 digits in 32x32). Smaller ones are resized up."""
+    dh, dw = size[-2] - h, size[-1] - w
+    return 0 <= dh <= 8 and 0 <= dw <= 8 and not dh % 2 and not dw % 2
+
+
 class DeviceData:
     """A split held on the device as uint8 at the model's input size; batches come out normalised
     (and augmented, and ZCA-whitened if asked) as float32. Images up to 8 pixels smaller are
@@ -300,7 +307,7 @@ class DeviceData:
             dh, dw = size[1] - h, size[2] - w
             if dh < 0 or dw < 0:
                 raise CnnlabError(f"the model takes {size[1]}x{size[2]} images but the data is {h}x{w}")
-            if dh <= 8 and dw <= 8 and not dh % 2 and not dw % 2:
+            if fits_by_padding(h, w, size):
                 images = F.pad(images, (dw // 2, dw // 2, dh // 2, dh // 2))
             else:
                 self.resize = (size[1], size[2])

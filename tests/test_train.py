@@ -394,3 +394,19 @@ def test_a_model_and_a_dataset_of_different_tasks_are_refused():
         train(recipe("fcn32s", "mnist", data_dir=str(DATA)), log=lambda line: None)
     with pytest.raises(CnnlabError, match=r"mnist-scenes labels every pixel: train a segmentation model on it"):
         train(recipe("resnet20", "mnist-scenes", data_dir=str(DATA)), log=lambda line: None)
+
+
+@pytest.mark.parametrize("model_size", [36, 64])  # padded by 2 a side; resized up
+def test_an_image_file_is_prepared_as_in_training(tmp_path, model_size):
+    from PIL import Image
+
+    from cnnlab.data import Split
+    from cnnlab.evaluate import image_input
+
+    image = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    Image.fromarray(image[0].permute(1, 2, 0).numpy()).save(tmp_path / "x.png")
+    size, mean, std = (3, model_size, model_size), [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+    data = DeviceData(Split(image, torch.zeros(1, dtype=torch.long), ("a",)), size, mean, std, torch.device("cpu"))
+    trained_on, _ = data.batch(torch.arange(1))
+    cfg = {"input_size": list(size), "image_size": [3, 32, 32], "mean": mean, "std": std}
+    assert torch.allclose(image_input(tmp_path / "x.png", cfg), trained_on, atol=1e-5)

@@ -40,6 +40,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
 INITS = ("paper", "normal", "xavier", "he")
 NORMALIZE = ("standard", "center")
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601: grey from RGB
 # torch.compile's modes; "reduce-overhead" replays CUDA graphs (fewer kernel launches per step on CUDA)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # crop: 4-pixel padded random crops; translate: shifts up to 10 % of the size; flip: horizontal
@@ -264,7 +265,7 @@ def adapt_images(images: Tensor, size: tuple[int, ...]) -> Tensor:
     (ITU-R 601 luma) or grey to colour, and larger images resized down (antialiased)."""
     c, h, w = images.shape[1:]
     if c == 3 and size[0] == 1:
-        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        luma = torch.tensor(LUMA).view(1, 3, 1, 1)
         images = (images.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
     elif c == 1 and size[0] == 3:
         images = images.expand(-1, 3, -1, -1).contiguous()
@@ -389,7 +390,7 @@ class DeviceData:
             x = x * b
             x = (x - x.mean((1, 2, 3), keepdim=True)) * k + x.mean((1, 2, 3), keepdim=True)
             if c == 3:
-                gray = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+                gray = (x * torch.tensor(LUMA, device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
                 x = gray + sat * (x - gray)
             x = x.clamp(0, 1)
         if "pca" in augment:
@@ -418,8 +419,9 @@ class FolderData:
         from torchvision.transforms import v2
 
         h = size[1]
-        steps = [v2.RandomResizedCrop(size[1:], antialias=True), v2.RandomHorizontalFlip()] if train else \
-            [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
+        grey = [v2.Grayscale(1)] if size[0] == 1 else []  # the ITU-R 601 luma, as PIL's "L"
+        steps = grey + [v2.RandomResizedCrop(size[1:], antialias=True), v2.RandomHorizontalFlip()] if train else \
+            grey + [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
         tf = v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
         self.dataset = root if isinstance(root, ImageFolder) else ImageFolder(root, train)  # listed once
         self.dataset.transform, self.dataset.bad_images = tf, "return"
@@ -991,6 +993,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         size = (size[0], *train_split.images.shape[2:])
     if not (folder or table):
         mean, std = channel_normalization(train_split, size, mean, std)
+    elif folder and size[0] == 1 and len(mean) == 3:  # photos for a grey network: the ITU-R 601 luma
+        # of the colour mean and std (for the std exact when the channels move together, as they nearly do)
+        mean, std = ([sum(k * v for k, v in zip(LUMA, values))] for values in (mean, std))
     if cfg.normalize == "center" and not table:  # the 0-255 scale: x * 255 - mean * 255
         std = [1 / 255] * len(std)
     if table:

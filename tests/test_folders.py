@@ -59,6 +59,28 @@ def test_training_and_evaluating_on_a_folder(photo_folders, tmp_path, capsys):
     assert "no such folder or zip file" in capsys.readouterr().err
 
 
+def test_colour_photos_train_a_grey_network(photo_folders, tmp_path):
+    import json
+
+    import torch
+
+    from cnnlab.evaluate import predict_images
+    from cnnlab.train import FolderData
+
+    data = FolderData(photo_folders / "split", False, (1, 28, 28), [0.5], [0.25], 8, torch.device("cpu"))
+    x, _ = next(data.batches())
+    assert x.shape == (8, 1, 28, 28)
+    cfg = recipe("lenet5_modern", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=16,
+                 out=str(tmp_path / "run"))
+    result = train(cfg, log=lambda line: None)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["mean"] == pytest.approx([0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406])  # ImageNet's, as luma
+    assert saved["std"] == pytest.approx([0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225])
+    assert evaluate_runs([tmp_path / "run"])["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6)
+    (top,) = predict_images(tmp_path / "run", [photo_folders / "split" / "val" / "cat" / "0030.jpg"], k=3)
+    assert sorted(c for c, _ in top) == sorted(CLASSES) and sum(p for _, p in top) == pytest.approx(1, abs=1e-5)
+
+
 def test_unreadable_images_fail_by_path_or_are_skipped(photo_folders, tmp_path):
     import shutil
     root = tmp_path / "messy"

@@ -193,6 +193,8 @@ def read_config(path: str | None) -> dict:
     defaults = TrainConfig(model="")
     for key, value in data.items():
         default = getattr(defaults, key)
+        if key == "compile" and isinstance(value, str):  # true/false, or a torch.compile mode
+            continue
         want = (int, float) if isinstance(default, float) else (list, tuple) if isinstance(default, tuple) else \
             type(default) if default is not None else (int, float, str)
         if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, want):

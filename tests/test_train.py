@@ -198,6 +198,12 @@ def test_config_file_and_flag_precedence(tmp_path, capsys):
         config.write_text(text)
         assert main(["train", "mlp", "--config", str(config)]) == 2
         assert message in capsys.readouterr().err
+    from cnnlab.cli import read_config
+    config.write_text('{"compile": "reduce-overhead"}')  # a mode, or true/false
+    assert read_config(str(config)) == {"compile": "reduce-overhead"}
+    config.write_text('{"compile": "turbo", "max_steps": 1}')
+    assert main(["train", "mlp", "--config", str(config), "--data-dir", str(DATA)]) == 2
+    assert "compile must be one of default, reduce-overhead" in capsys.readouterr().err
 
 
 def _tiny_rgb(n=64, seed=0):

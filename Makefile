@@ -14,7 +14,7 @@ $(BIN)/cnnlab: pyproject.toml
 setup: $(BIN)/cnnlab
 
 demo: setup
-	$(BIN)/cnnlab train lenet5 --dataset mnist --out runs/lenet5-mnist
+	$(BIN)/cnnlab train lenet5 --dataset mnist --out runs/lenet5-mnist --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q --durations=10

@@ -14,6 +14,10 @@ class UnknownModelError(CnnlabError, ValueError):
     """A model name that is not in the registry."""
 
 
+class ModelArgumentError(CnnlabError, TypeError, ValueError):
+    """Builder arguments (`create_model(name, **kwargs)`, `--model-kwargs`) a model does not take."""
+
+
 class InputShapeError(CnnlabError, ValueError):
     """A tensor whose shape a model cannot take."""
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import nn
 
-from .errors import UnknownModelError
+from .errors import CnnlabError, ModelArgumentError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,12 @@ def create_model(name: str, num_classes: int | None = None, weights: str | os.Pa
     builder = _BUILDERS[_lookup(name)]
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    model = builder(**kwargs)
+    try:
+        model = builder(**kwargs)
+    except (TypeError, ValueError) as e:
+        if not kwargs or isinstance(e, CnnlabError):
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ModelArgumentError(f"{name} cannot be built with {given}: {e}") from None
     model.model_name = name  # used in error messages, e.g. by InputShapeError
     return model

@@ -45,6 +45,23 @@ def test_unknown_name_lists_closest():
     assert issubclass(UnknownModelError, CnnlabError)
 
 
+def test_builder_arguments_a_model_does_not_take_are_one_clear_error(capsys):
+    from cnnlab.cli import main
+    from cnnlab.errors import ModelArgumentError
+
+    with pytest.raises(ModelArgumentError, match=r"mlp cannot be built with nonsense=1: .*unexpected keyword "
+                                                 r"argument 'nonsense'"):
+        cnnlab.create_model("mlp", nonsense=1)
+    with pytest.raises(TypeError):  # still what a Python user would catch for a wrong argument
+        cnnlab.create_model("mlp", nonsense=1)
+    with pytest.raises(ValueError, match="lenet5_modern cannot be built with input_size=30: input_size must be "
+                                         "28 or 32, got 30"):
+        cnnlab.create_model("lenet5_modern", input_size=30)
+    assert main(["train", "mlp", "--model-kwargs", "nonsense=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnlab: error: mlp cannot be built with nonsense=1") and err.count("\n") == 1
+
+
 def test_create_model_num_classes_and_name():
     m = cnnlab.create_model("resnet18", num_classes=7)
     assert m.fc.out_features == 7 and m.model_name == "resnet18"

@@ -37,8 +37,9 @@ from torch.overrides import TorchFunctionMode
 from .errors import CnnlabError, ConvArithmeticError, InputShapeError
 
 UNITS = {
-    "macs": "multiply-adds of conv, transposed conv, linear/matmul and distance layers; bias adds, "
-            "norm, pooling, activations, LRN, dropout, adds and concatenations count 0",
+    "macs": "multiply-adds of conv, transposed conv, linear/matmul/einsum, attention (projections, "
+            "query-key products, weighted values) and distance layers; bias adds, norm, pooling, "
+            "activations, softmax, LRN, dropout, adds and concatenations count 0",
     "flops": "2 x macs",
     "activations": "number of output values",
     "activation_bytes": "bytes of outputs that need memory of their own (0 for in-place ops and views); "
@@ -50,7 +51,8 @@ UNITS = {
 KINDS = ("conv", "fc", "norm", "pool", "other")
 _CONV = {"conv1d", "conv2d", "conv3d"}
 _CONV_T = {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
-_FC = {"linear", "matmul", "mm", "bmm", "addmm", "cdist", "bilinear"}
+_FC = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "cdist", "bilinear",
+       "scaled_dot_product_attention", "multi_head_attention_forward"}
 _NORM = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"}
 _POOL = {"max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
          "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
@@ -306,8 +308,23 @@ class _Tracer(TorchFunctionMode):
         elif name in ("matmul", "mm", "bmm"):
             macs = out.numel() * args[0].shape[-1]
             rf = jump = None
-        elif name == "addmm":
+        elif name in ("addmm", "baddbmm"):
             macs = out.numel() * args[1].shape[-1]
+            rf = jump = None
+        elif name == "einsum":  # a contraction: every combination of the indices is one multiply-add
+            operands = [a for a in _flat(args[1:]) if isinstance(a, Tensor)]
+            sizes = {}
+            for spec, t in zip(args[0].replace(" ", "").split("->")[0].split(","), operands):
+                if "..." not in spec:
+                    sizes.update(zip(spec, t.shape))
+            macs = math.prod(sizes.values()) if len(operands) == 2 and sizes else 0
+            rf = jump = None
+        elif name == "scaled_dot_product_attention":  # q (..., L, E), k (..., S, E), v (..., S, Ev)
+            q, k, v = args[:3]
+            macs = math.prod(q.shape[:-1]) * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+            rf = jump = None
+        elif name == "multi_head_attention_forward":
+            macs = _mha_macs(args, kwargs)
             rf = jump = None
         elif name == "cdist":
             macs = out.numel() * args[0].shape[-1]
@@ -331,6 +348,17 @@ class _Tracer(TorchFunctionMode):
                 rf, jump = _grow(rf, jump, k, stride, (1,) * len(k), len(k))
                 geometry = dict(kernel=k, stride=stride)
         return rf, jump, macs, geometry
+
+
+def _mha_macs(args, kwargs) -> int:
+    """nn.MultiheadAttention (F.multi_head_attention_forward, sequence first): the query, key and
+    value projections, the query-key products, the weighted sum of values, the output projection."""
+    q, k, v = args[:3]
+    e = args[3] if len(args) > 3 else kwargs["embed_dim_to_check"]
+    batch = q.shape[1] if q.ndim == 3 else 1
+    length, source = q.shape[0], k.shape[0]
+    projections = batch * (length * e * q.shape[-1] + source * e * k.shape[-1] + source * e * v.shape[-1])
+    return projections + 2 * batch * length * source * e + batch * length * e * e
 
 
 def _grow(rf, jump, k, stride, dilation, n):
@@ -401,7 +429,10 @@ def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None =
     _check_size(model_or_name, name, input_size)
     tracer = _Tracer(ndim=max(len(input_size) - 1, 0))
     tracer.prefix = {m: n for n, m in model.named_modules()}
-    leaves = {m for m in model.modules() if not any(True for _ in m.children())}
+    # one row per leaf module; nn.MultiheadAttention is one too: its forward is a single functional
+    # call that uses out_proj's weights without calling out_proj
+    composite = {m for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    leaves = {m for m in model.modules() if not any(True for _ in m.children())} | composite
     seen_params: set[int] = set()
 
     def pre_hook(module, args):
@@ -419,7 +450,7 @@ def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None =
             tensors = [t for t in _flat([output]) if isinstance(t, Tensor)]
             if not tensors:
                 return
-            own = [p for p in module.parameters(recurse=False)]
+            own = [p for p in module.parameters(recurse=module in composite)]
             new = [p for p in own if id(p) not in seen_params]
             seen_params.update(id(p) for p in own)
             macs = acc["macs"]

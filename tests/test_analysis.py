@@ -245,3 +245,42 @@ def test_multiply_adds_agree_with_fvcore(name):
     kinds = ours.breakdown()
     assert ops.get("conv", 0) == kinds["conv"]["macs"]
     assert ops.get("linear", 0) + ops.get("addmm", 0) == kinds["fc"]["macs"]
+
+
+@pytest.mark.parametrize("build, weights", [("vit_b_16", "ViT_B_16_Weights"), ("swin_t", "Swin_T_Weights")])
+def test_transformer_multiply_adds_match_torchvision(build, weights):
+    with torch.device("meta"):  # nothing allocated
+        model = getattr(torchvision.models, build)()
+    a = analyze(model, (3, 224, 224))
+    published = getattr(torchvision.models, weights).IMAGENET1K_V1.meta["_ops"]  # GFLOPS, counted as multiply-adds
+    assert round(a.totals["macs"] / 1e9, 3) == published
+
+
+def test_attention_and_einsum_multiply_adds_by_hand():
+    e, length, source, kdim = 16, 5, 7, 6
+
+    class Attend(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(e, 4, kdim=kdim, vdim=kdim)
+
+        def forward(self, x):  # x: (1, length + source, e + kdim); queries from the first rows
+            q, kv = x[0, :length, :e].unsqueeze(1), x[0, length:, e:].unsqueeze(1)  # sequence first
+            return self.mha(q, kv, kv)[0]
+
+    a = analyze(Attend(), (length + source, e + kdim))
+    (row,) = [r for r in a.layers if r.type == "MultiheadAttention"]
+    projections = length * e * e + 2 * source * e * kdim + length * e * e  # q, k, v and the output
+    assert row.macs == projections + 2 * length * source * e
+    assert row.params == 2 * e * e + 2 * e * kdim + 4 * e  # out_proj's weights are the row's too
+
+    class Attention(torch.nn.Module):
+        def forward(self, x):  # (1, 8, 5, 16): 8 x 5 queries, 5 keys, 16 + 16 multiply-adds each
+            return torch.nn.functional.scaled_dot_product_attention(x, x, x)
+
+    class Contract(torch.nn.Module):
+        def forward(self, x):  # 8 x 5 x 16 x 5
+            return torch.einsum("bij,bjk->bik", x[0], x[0].transpose(1, 2)).unsqueeze(0)
+
+    a = analyze(torch.nn.Sequential(Attention(), Contract()), (8, 5, 16))
+    assert [r.macs for r in a.layers] == [8 * 5 * 5 * 32, 8 * 5 * 16 * 5]

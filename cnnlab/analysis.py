@@ -38,7 +38,8 @@ from .errors import CnnlabError, ConvArithmeticError, InputShapeError
 
 UNITS = {
     "macs": "multiply-adds of conv, transposed conv, linear/matmul/einsum, attention (projections, "
-            "query-key products, weighted values) and distance layers; bias adds, norm, pooling, "
+            "query-key products, weighted values), recurrent (RNN, LSTM, GRU) and distance layers; "
+            "bias adds, norm, pooling, "
             "activations, softmax, LRN, dropout, adds and concatenations count 0",
     "flops": "2 x macs",
     "activations": "number of output values",
@@ -361,6 +362,21 @@ def _mha_macs(args, kwargs) -> int:
     return projections + 2 * batch * length * source * e + batch * length * e * e
 
 
+def _rnn_macs(rnn: nn.RNNBase, x: Tensor) -> int:
+    """nn.RNN, nn.LSTM, nn.GRU: every step of every layer and direction multiplies the input and
+    the previous hidden state by the gates' weights (4 gates for an LSTM, 3 for a GRU, 1 for an
+    RNN), and an LSTM with proj_size projects its hidden state."""
+    gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1)
+    steps = x.shape[1] * x.shape[0] if x.ndim == 3 else x.shape[0]  # (N, L, I), (L, N, I) or (L, I)
+    dirs = 2 if rnn.bidirectional else 1
+    out = rnn.proj_size or rnn.hidden_size
+    macs = 0
+    for layer in range(rnn.num_layers):
+        inp = rnn.input_size if layer == 0 else out * dirs
+        macs += dirs * (gates * rnn.hidden_size * (inp + out) + rnn.hidden_size * rnn.proj_size)
+    return steps * macs
+
+
 def _grow(rf, jump, k, stride, dilation, n):
     if rf is None or n != len(rf):
         return rf, jump
@@ -383,10 +399,17 @@ def _flat(items):
             yield item
 
 
+def _declared_size(model: nn.Module) -> tuple | None:
+    """The input size a model declares as `input_size` (C, H, W); not an RNN's `input_size`,
+    which is its number of features."""
+    size = getattr(model, "input_size", None)
+    return tuple(size) if isinstance(size, (tuple, list)) else None
+
+
 def _check_size(model_or_name, name: str, input_size: tuple) -> None:
     if any(not isinstance(s, int) or s < 1 for s in input_size):
         raise CnnlabError(f"input size must be positive integers, got {input_size}")
-    declared = getattr(model_or_name, "input_size", None) if not isinstance(model_or_name, str) else None
+    declared = _declared_size(model_or_name) if not isinstance(model_or_name, str) else None
     if isinstance(model_or_name, str):
         from .registry import get_model_info
         declared = get_model_info(model_or_name).input_size
@@ -407,7 +430,7 @@ def _resolve(model_or_name, input_size):
     model = model_or_name
     name = getattr(model, "model_name", type(model).__name__)
     if input_size is None:
-        input_size = getattr(model, "input_size", None)
+        input_size = _declared_size(model)
         if input_size is None or any(s is None for s in input_size):
             raise CnnlabError(f"{name}: give input_size, e.g. (3, 224, 224); the model does not declare one")
     return model, name, tuple(input_size)
@@ -456,6 +479,8 @@ def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None =
             macs = acc["macs"]
             if hasattr(module, "count_macs"):
                 macs = module.count_macs(tensors[0])
+            elif isinstance(module, nn.RNNBase):
+                macs = _rnn_macs(module, next(t for t in _flat(acc["inputs"]) if isinstance(t, Tensor)))
             row = LayerRow(name=tracer.prefix.get(module, ""), type=type(module).__name__,
                            kind=acc["kind"] or _module_kind(module), output_shape=tuple(tensors[0].shape),
                            params=sum(p.numel() for p in new),

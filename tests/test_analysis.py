@@ -284,3 +284,15 @@ def test_attention_and_einsum_multiply_adds_by_hand():
 
     a = analyze(torch.nn.Sequential(Attention(), Contract()), (8, 5, 16))
     assert [r.macs for r in a.layers] == [8 * 5 * 5 * 32, 8 * 5 * 16 * 5]
+
+
+def test_recurrent_layers_by_hand():
+    # an RNN's `input_size` attribute is its number of features, not a declared (C, H, W)
+    lstm = torch.nn.LSTM(10, 20, num_layers=2, bidirectional=True, batch_first=True)
+    a = analyze(lstm, (5, 10))  # 5 steps of 10 features
+    assert a.totals["macs"] == 5 * 2 * 4 * 20 * ((10 + 20) + (40 + 20))  # layer 2 reads both directions
+    assert a.totals["params"] == sum(p.numel() for p in lstm.parameters())
+    projected = analyze(torch.nn.LSTM(10, 20, proj_size=8), (5, 10))
+    assert projected.totals["macs"] == 5 * (4 * 20 * (10 + 8) + 20 * 8)
+    assert analyze(torch.nn.GRU(10, 20), (5, 10)).totals["macs"] == 5 * 3 * 20 * (10 + 20)
+    assert analyze(torch.nn.RNN(10, 20), (5, 10)).totals["macs"] == 5 * 20 * (10 + 20)

@@ -39,8 +39,7 @@ from .errors import CnnlabError, ConvArithmeticError, InputShapeError
 UNITS = {
     "macs": "multiply-adds of conv, transposed conv, linear/matmul/einsum, attention (projections, "
             "query-key products, weighted values), recurrent (RNN, LSTM, GRU) and distance layers; "
-            "bias adds, norm, pooling, "
-            "activations, softmax, LRN, dropout, adds and concatenations count 0",
+            "bias adds, norm, pooling, activations, softmax, LRN, dropout, adds and concatenations count 0",
     "flops": "2 x macs",
     "activations": "number of output values",
     "activation_bytes": "bytes of outputs that need memory of their own (0 for in-place ops and views); "

@@ -244,9 +244,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                        ("max_steps", args.max_steps),
                                        ("overfit_batch", args.overfit_batch or None)) if v is not None})
     cfg = recipe(args.model, dataset, **settings)
+    refuse_existing_run(cfg)  # before anything is printed
     if cfg.out:
-        if not cfg.resume and not cfg.overwrite:
-            refuse_existing_run(Path(cfg.out))
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             probe = Path(cfg.out) / ".write-test"

@@ -433,6 +433,10 @@ class FolderData:
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def process_batch_size(self, world: int) -> int:
+        """Images per batch in each process of a torchrun job of `world` processes."""
+        return max(1, self.batch_size // world)
+
     def batches(self, order: Tensor | None = None, d: Dist | None = None, seed: int = 0):
         """(x, y) on the device, taking the images in `order` (default: all, in order); the
         workers' random transforms are seeded from `seed`. In a torchrun job each process reads
@@ -440,7 +444,7 @@ class FolderData:
         world, rank = (d.world, d.rank) if d else (1, 0)
         idx = (torch.arange(len(self)) if order is None else order.cpu())[rank::world]
         loader = torch.utils.data.DataLoader(
-            self.dataset, max(1, self.batch_size // world), sampler=idx.tolist(), num_workers=self.workers,
+            self.dataset, self.process_batch_size(world), sampler=idx.tolist(), num_workers=self.workers,
             pin_memory=self.device.type == "cuda", collate_fn=collate_readable,
             generator=torch.Generator().manual_seed(seed), persistent_workers=False)
         for x, y, bad in loader:
@@ -526,7 +530,7 @@ def full_batch_size(data, cfg: TrainConfig, d: Dist = Dist()) -> int:
     """The number of images in a full training batch of this process (a torchrun job splits
     every batch among its processes)."""
     if isinstance(data, FolderData):
-        return max(1, cfg.batch_size // d.world)
+        return data.process_batch_size(d.world)
     n = min(cfg.batch_size, len(data))
     return n // d.world + (d.rank < n % d.world)
 
@@ -899,8 +903,12 @@ def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, orde
 RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl")
 
 
-def refuse_existing_run(out: Path) -> None:
-    """A new run must not overwrite the files of another one in the same directory."""
+def refuse_existing_run(cfg: TrainConfig) -> None:
+    """A new run must not overwrite the files of another one in its directory (unless it
+    continues it, resume, or replaces it, overwrite)."""
+    if not cfg.out or cfg.resume or cfg.overwrite:
+        return
+    out = Path(cfg.out)
     found = [name for name in RUN_FILES if (out / name).exists()]
     if not found:
         return
@@ -923,8 +931,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     of the best test top-1 so far) and model.safetensors (the final weights).
     """
     cfg.check()
-    if cfg.out and not cfg.resume and not cfg.overwrite:
-        refuse_existing_run(Path(cfg.out))
+    refuse_existing_run(cfg)
     d, device = setup_distributed(cfg.device)
     if d.rank != 0:
         log = lambda line: None  # noqa: E731  (rank 0 speaks and writes for the job)

@@ -301,6 +301,21 @@ class ImageFolder(torch.utils.data.Dataset):
     def __getstate__(self):  # zip handles do not cross process boundaries
         return {**self.__dict__, "_zip": None}
 
+    def select(self, classes=(), per_class: int | None = None) -> "ImageFolder":
+        """Keep the images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at
+        most the first `per_class` of each class in file-name order, as `subset` does for a Split."""
+        names = tuple(classes) or self.classes
+        unknown = [c for c in names if c not in self.classes]
+        if unknown:
+            raise DatasetError(f"no class {unknown[0]!r} in {self.root}; its classes: {', '.join(self.classes)}")
+        kept = []
+        for new, name in enumerate(names):
+            old = self.classes.index(name)
+            kept += [(n, new) for n, label in self.samples if label == old][:per_class]
+        self.classes, self.samples = names, sorted(kept)
+        self.labels = torch.tensor([label for _, label in self.samples])
+        return self
+
 
 def subset(split: Split, classes=(), per_class: int | None = None) -> Split:
     """The images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at most

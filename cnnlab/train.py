@@ -286,6 +286,14 @@ def channel_normalization(split: Split, size: tuple[int, ...], mean, std) -> tup
     return sample.mean((0, 2, 3)).tolist(), sample.std((0, 2, 3)).tolist()
 
 
+def grey_normalization(size: tuple[int, ...], mean, std) -> tuple[list, list]:
+    """Photos for a grey network (size[0] == 1) become ITU-R 601 luma: the luma of the colour mean
+    and std (for the std exact when the channels move together, as they nearly do); else as given."""
+    if size[0] == 1 and len(mean) == 3:
+        return [sum(k * v for k, v in zip(LUMA, mean))], [sum(k * v for k, v in zip(LUMA, std))]
+    return list(mean), list(std)
+
+
 def fits_by_padding(h: int, w: int, size: tuple[int, ...]) -> bool:
     """Whether h x w images reach the model's input size by zero padding: by at most 8 pixels,
     the same on both sides (LeNet-5: 28x28 digits in 32x32). Smaller ones are resized up."""
@@ -485,10 +493,12 @@ def table_data(path: str, target: str, device: torch.device) -> tuple[TableData,
 
 
 def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128,
-              classes=(), per_class: int | None = None):
-    """DeviceData for the small datasets (only `classes`, if given), FolderData for `folder:PATH`."""
+              classes=(), per_class: int | None = None, **folder_options):
+    """DeviceData for the small datasets, FolderData for `folder:PATH`: only `classes` (if given),
+    at most the first `per_class` images of each."""
     if dataset.startswith("folder:"):
-        return FolderData(dataset[len("folder:"):], train, size, mean, std, batch_size, device)
+        images = ImageFolder(dataset[len("folder:"):], train).select(classes, per_class)
+        return FolderData(images, train, size, mean, std, batch_size, device, **folder_options)
     split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
     return DeviceData(split, size, mean, std, device)
 
@@ -964,7 +974,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     else:
         train_split = None if folder or table else subset(load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir),
                                                           cfg.classes, cfg.train_per_class)
-    folder_train = ImageFolder(cfg.dataset[7:], True) if folder else None
+    folder_train = ImageFolder(cfg.dataset[7:], True).select(cfg.classes, cfg.train_per_class) if folder else None
     classes = folder_train.classes if folder else () if table else train_split.classes
     num_classes = len(classes) or 1  # a regression has one output
     weights = cfg.weights if cfg.strategy != "from-scratch" else None
@@ -1000,9 +1010,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         size = (size[0], *train_split.images.shape[2:])
     if not (folder or table):
         mean, std = channel_normalization(train_split, size, mean, std)
-    elif folder and size[0] == 1 and len(mean) == 3:  # photos for a grey network: the ITU-R 601 luma
-        # of the colour mean and std (for the std exact when the channels move together, as they nearly do)
-        mean, std = ([sum(k * v for k, v in zip(LUMA, values))] for values in (mean, std))
+    elif folder:
+        mean, std = grey_normalization(size, mean, std)
     if cfg.normalize == "center" and not table:  # the 0-255 scale: x * 255 - mean * 255
         std = [1 / 255] * len(std)
     if table:
@@ -1010,8 +1019,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     elif folder:
         train_data = FolderData(folder_train, True, size, mean, std, cfg.batch_size, device,
                                 on_bad_image=cfg.on_bad_image, log=log)
-        test_data = FolderData(cfg.dataset[7:], False, size, mean, std, cfg.batch_size, device,
-                               on_bad_image=cfg.on_bad_image, log=log)
+        test_data = make_data(cfg.dataset, False, size, mean, std, device, batch_size=cfg.batch_size,
+                              classes=cfg.classes, per_class=cfg.test_per_class, on_bad_image=cfg.on_bad_image,
+                              log=log)
     else:
         train_data = DeviceData(train_split, size, mean, std, device)
         test_data = (DeviceData(load_segmentation(cfg.dataset, False, cfg.data_dir), size, mean, std, device)

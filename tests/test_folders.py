@@ -100,3 +100,30 @@ def test_unreadable_images_fail_by_path_or_are_skipped(photo_folders, tmp_path):
     assert skipped == ["empty.jpeg", "notes.png", "truncated.jpg"]  # each named once
     assert len(result["history"]) == 1 and 0 <= result["test"]["top1"] <= 1
     assert main(["train", "resnet20", "--dataset", f"folder:{root}", "--max-steps", "2", "--epochs", "1"]) == 2
+
+
+def test_class_subsets_of_a_folder(photo_folders, tmp_path, monkeypatch):
+    """--classes, --train-per-class and --test-per-class pick from a folder as from MNIST (they
+    were silently ignored: a run on two classes trained on all three)."""
+    part = ImageFolder(photo_folders / "split", True).select(("truck", "cat"), per_class=4)
+    assert part.classes == ("truck", "cat") and part.labels.tolist() == [1] * 4 + [0] * 4
+    assert [n for n, _ in part.samples] == [f"cat/{i:04d}.jpg" for i in range(4)] + \
+        [f"truck/{i:04d}.jpg" for i in range(4)]
+    with pytest.raises(DatasetError, match="no class 'cow' in .*; its classes: cat, ship, truck"):
+        ImageFolder(photo_folders / "split", True).select(("cow",))
+    import cnnlab.train
+    seen = []
+    real = cnnlab.train.FolderData.__init__
+
+    def spy(self, images, train, *args, **kwargs):
+        real(self, images, train, *args, **kwargs)
+        seen.append((train, self.classes, len(self)))
+
+    monkeypatch.setattr(cnnlab.train.FolderData, "__init__", spy)
+    cfg = recipe("resnet20", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=4, lr=0.05, augment=(),
+                 classes=("ship", "cat"), train_per_class=6, test_per_class=5, out=str(tmp_path / "run"))
+    result = train(cfg, log=lambda line: None)
+    assert seen == [(True, ("ship", "cat"), 12), (False, ("ship", "cat"), 10)]
+    assert result["model"].fc.out_features == 2
+    ev = evaluate_runs([tmp_path / "run"])
+    assert ev["per_class"].keys() == {"ship", "cat"} and ev["images"] == 20  # all their test images

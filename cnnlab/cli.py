@@ -322,7 +322,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else ()
     feats = features(args.model, args.weights, args.dataset, args.output, classes, args.train_per_class,
-                     args.data_dir)
+                     args.data_dir, args.test_per_class, args.device, dict(args.model_kwargs or ()))
     print(f"features: {feats['train_x'].shape[1]} per image, {len(feats['train_y'])} training and "
           f"{len(feats['test_y'])} test images, {feats['seconds']:.1f}s" + (f"; wrote {args.output}" if args.output else ""))
     if args.classifier:
@@ -577,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-kwargs", nargs="+", type=key_value, metavar="KEY=VALUE",
                    help="arguments of the model's builder, e.g. activation=tanh width=0.5 (values are JSON or text)")
     p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("advise", help="the transfer-learning decision matrix: what to do with your data")

@@ -19,8 +19,9 @@ import torch
 from .checkpoint import atomic_file
 from .errors import CnnlabError
 from .registry import create_model, get_model_info
-from .train import NORMALIZATION, DeviceData, channel_normalization, eval_batches, weights_normalization
-from .data import load_dataset, subset
+from .data import IMAGENET_NORMALIZATION, ImageFolder, load_dataset, subset
+from .train import (NORMALIZATION, DeviceData, FolderData, channel_normalization, eval_batches, grey_normalization,
+                    pick_device, weights_normalization)
 
 CLASSIFIERS = ("svm", "logreg")
 
@@ -39,25 +40,37 @@ def extract(model: torch.nn.Module, data: DeviceData,
 
 
 def features(model_name: str, weights: str | None, dataset: str, out: str | os.PathLike | None = None,
-             classes=(), train_per_class: int | None = None, data_dir: str | None = None) -> dict:
+             classes=(), train_per_class: int | None = None, data_dir: str | None = None,
+             test_per_class: int | None = None, device: str = "auto", model_kwargs: dict | None = None) -> dict:
     """Features of the training and test split of `dataset` (only `classes`, and the first
-    `train_per_class` training images of each, if given); written to `out` (.npz) if given."""
-    if dataset not in NORMALIZATION:
-        raise CnnlabError(f"features work on the in-memory datasets ({', '.join(NORMALIZATION)}), got {dataset!r}")
+    `train_per_class` / `test_per_class` images of each, if given); written to `out` (.npz) if
+    given. An image folder's images of both splits are resized and centre-cropped (no random crops)."""
+    folder = dataset.startswith("folder:")
+    if not folder and dataset not in NORMALIZATION:
+        raise CnnlabError(f"features work on {', '.join(NORMALIZATION)} and folder:PATH, got {dataset!r}")
     info = get_model_info(model_name)
-    model = create_model(model_name, weights=weights) if weights else create_model(model_name)
-    mean, std = (weights_normalization(weights) if weights else None) or NORMALIZATION[dataset]
+    model = create_model(model_name, weights=weights, **(model_kwargs or {}))
+    if getattr(model, "dense", False):
+        raise CnnlabError(f"{model_name} scores every pixel; features are of classification networks")
+    default = IMAGENET_NORMALIZATION if folder else NORMALIZATION[dataset]
+    mean, std = (weights_normalization(weights) if weights else None) or default
     size = tuple(getattr(model, "input_size", info.input_size))
-    device = torch.device("cpu")
+    dev = pick_device(device)
+    model.to(dev)
     start = time.perf_counter()
     splits = {}
-    for name, train, per_class in (("train", True, train_per_class), ("test", False, None)):
-        split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
-        if train:
-            mean, std = channel_normalization(split, size, mean, std)
-        splits[name] = extract(model, DeviceData(split, size, mean, std, device))
+    for name, train, per_class in (("train", True, train_per_class), ("test", False, test_per_class)):
+        if folder:
+            images = ImageFolder(dataset[len("folder:"):], train).select(classes, per_class)
+            data = FolderData(images, False, size, *grey_normalization(size, mean, std), 128, dev)
+        else:
+            split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
+            if train:
+                mean, std = channel_normalization(split, size, mean, std)
+            data = DeviceData(split, size, mean, std, dev)
+        splits[name] = extract(model, data)
     result = {"train_x": splits["train"][0], "train_y": splits["train"][1], "test_x": splits["test"][0],
-              "test_y": splits["test"][1], "classes": np.array(split.classes), "seconds": time.perf_counter() - start}
+              "test_y": splits["test"][1], "classes": np.array(data.classes), "seconds": time.perf_counter() - start}
     if out is not None:
         _save_npz(Path(out), {k: v for k, v in result.items() if k != "seconds"})
     return result

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,6 +90,37 @@ def test_features_and_a_linear_svm_beat_random_features(mnist_run, tmp_path):
     assert good["test_accuracy"] > 0.95 and good["test_accuracy"] > poor["test_accuracy"] + 0.1
     import numpy as np
     assert set(np.load(tmp_path / "f.npz")) == {"train_x", "train_y", "test_x", "test_y", "classes"}
+    few = features("lenet5_modern", str(mnist_run), "mnist", classes=("3", "8"), train_per_class=5,
+                   test_per_class=7, data_dir=str(DATA))  # test_per_class was ignored (10,000 test images)
+    assert few["train_x"].shape == (10, 84) and few["test_x"].shape == (14, 84)
+    threes = few["train_x"][few["train_y"] == 0]  # relabelled: "3" is class 0 of ("3", "8")
+    assert np.allclose(threes, trained["train_x"][trained["train_y"] == 3][:5], atol=1e-5)  # the same first 3s
+    wide = features("mlp", None, "mnist", train_per_class=1, test_per_class=1, data_dir=str(DATA),
+                    model_kwargs={"hidden": [32, 16]})  # --model-kwargs was ignored
+    assert wide["train_x"].shape == (10, 16)
+
+
+def test_features_of_an_image_folder(tmp_path):
+    """CNN features + SVM on a folder of photos (class sub-folders), the lectures' transfer recipe."""
+    import zipfile
+    with zipfile.ZipFile(DATA / "cifar10" / "cifar10-jpeg.zip") as z:
+        for split, count in (("train", 30), ("test", 10)):
+            for cls in ("automobile", "frog"):
+                folder = tmp_path / "photos" / ("val" if split == "test" else "train") / cls
+                folder.mkdir(parents=True)
+                for i in range(count):
+                    (folder / f"{i:04d}.jpg").write_bytes(z.read(f"{split}/{cls}/{i:04d}.jpg"))
+    torch.manual_seed(0)
+    feats = features("resnet20", None, f"folder:{tmp_path / 'photos'}", train_per_class=20)
+    assert feats["train_x"].shape == (40, 64) and feats["test_x"].shape == (20, 64)
+    assert list(feats["classes"]) == ["automobile", "frog"] and feats["train_y"].tolist() == [0] * 20 + [1] * 20
+    again = features("resnet20", None, f"folder:{tmp_path / 'photos'}", train_per_class=20)
+    assert not np.array_equal(feats["train_x"], again["train_x"])  # another random network
+    torch.manual_seed(0)
+    same = features("resnet20", None, f"folder:{tmp_path / 'photos'}", train_per_class=20)
+    assert np.array_equal(feats["train_x"], same["train_x"])  # no random crops: the same features
+    fitted = linear_classifier(feats, "logreg")
+    assert (fitted["train_images"], fitted["feature_dim"]) == (40, 64)
 
 
 def test_advice_follows_the_decision_matrix(capsys):

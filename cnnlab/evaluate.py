@@ -114,6 +114,12 @@ def metrics(probs: Tensor, labels: Tensor, classes) -> dict:
             "per_class": dict(zip(classes, per_class)), "confusion": confusion.tolist()}
 
 
+def _names(classes, shown: int = 4) -> str:
+    """The first class names and how many more: "cat, dog, ship, ... (10)"."""
+    names = ", ".join(classes[:shown])
+    return f"{names}, ... ({len(classes)})" if len(classes) > shown else names
+
+
 def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str = "none",
                   data_dir: str | None = None, device: str = "auto") -> dict:
     """Evaluate one run, or an ensemble of runs (their softmax outputs averaged), on the test split."""
@@ -127,11 +133,15 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
     probs = None
     for path, cfg in zip(paths, configs):
         model = load_model(path).to(dev)
-        same = dataset == cfg["dataset"] and not dataset.startswith("folder:")  # a run on some classes: those
+        trained = tuple(cfg.get("classes", ()))
+        same = dataset == cfg["dataset"]  # a run on some of the dataset's classes: those
         data = make_data(dataset, False, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev, data_dir,
-                         classes=cfg.get("classes", ()) if same else ())
+                         classes=trained if same else ())
         if cfg.get("num_classes") != len(data.classes):
             raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
+        if trained and trained != tuple(data.classes):
+            raise CnnlabError(f"{path} was trained on the classes {_names(trained)} of {cfg['dataset']}, but "
+                              f"{dataset} has {_names(data.classes)}: evaluate on data with the same classes")
         if isinstance(data, DeviceData):
             data.zca = whitening(path, cfg, dev)
         p = predict_proba(model, data, tta)
@@ -214,6 +224,9 @@ def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None =
     size, padded (or resized up) to the model's input size, normalised (and whitened) as in training."""
     from PIL import Image
 
+    if len(cfg["input_size"]) != 3:
+        raise CnnlabError(f"a run on {cfg['dataset']} takes rows of numbers, not images; its test RMSE and MAE "
+                          "are in its metrics.jsonl")
     c, h, w = cfg["input_size"]
     ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
     try:
@@ -278,7 +291,8 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Module]:
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d) or hasattr(m, "full_weight"):
             return name, m
-    raise CnnlabError("the model has no convolution whose filters could be shown")
+    raise CnnlabError(f"{type(model).__name__} has no convolution: no filters to show, and feature maps only "
+                      "of a --layer NAME that outputs (N, C, H, W)")
 
 
 def visualize_filters(run: str | Path, out: Path) -> Path:

@@ -301,6 +301,9 @@ def test_the_lectures_temperature_regressor(tmp_path):
     assert result["test"]["rmse"] < 1.25 * 1.5  # within 25 % of the noise floor (the daily noise's sigma)
     model = cnnlab.load_model(tmp_path / "run")
     assert model.fc.out_features == 1 and model.in_features == 3
+    from cnnlab.evaluate import predict_images
+    with pytest.raises(CnnlabError, match="takes rows of numbers, not images"):  # it was a traceback
+        predict_images(tmp_path / "run", [csv])
 
 
 def test_csv_errors(tmp_path):

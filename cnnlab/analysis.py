@@ -625,7 +625,8 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, 
         fits = [p for p in range(0, span + stride) if (size + 2 * p - span) >= 0 and (size + 2 * p - span) % stride == 0]
         raise ConvArithmeticError(
             f"({size} + 2*{padding} - {dilation}*({kernel} - 1) - 1) / {stride} + 1 = {room / stride + 1:g} "
-            f"is not an integer: the last {room % stride} pixel(s) would be dropped; "
+            f"is not an integer: the last {room % stride} pixel(s) would be dropped (PyTorch rounds down to "
+            f"{room // stride + 1}); "
             + (f"paddings that fit: {', '.join(map(str, fits[:6]))}" if fits else
                f"no padding fits; input sizes that fit unpadded: {size - room % stride}, "
                f"{size - room % stride + stride}"))

@@ -50,14 +50,22 @@ def parse_size(text: str) -> tuple[int, ...]:
     return size
 
 
-def positive_int(text: str) -> int:
+def _int(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int(text, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    return _int(text, 0)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -103,13 +111,18 @@ def cmd_conv_size(args: argparse.Namespace) -> int:
     if args.transposed:
         out = conv_transpose_output_size(n, f, s, p, args.output_padding, d)
         print(f"({n} - 1)*{s} - 2*{p} + {d}*({f} - 1) + {args.output_padding} + 1 = {out}")
-    elif args.pool:
-        out = pool_output_size(n, f, s, p, d, ceil_mode=args.ceil)
-        rounding = "ceil" if args.ceil else "exact"
-        print(f"({n} + 2*{p} - {d}*({f} - 1) - 1) / {s} + 1 -> {out} ({rounding})")
+        return 0
+    exact = (n + 2 * p - d * (f - 1) - 1) / s + 1
+    formula = f"({n} + 2*{p} - {d}*({f} - 1) - 1) / {s} + 1"
+    if args.pool:
+        out = pool_output_size(n, f, s, p, d, ceil_mode=args.ceil, strict=not args.floor)
     else:
-        out = conv_output_size(n, f, s, p, d)
-        print(f"({n} + 2*{p} - {d}*({f} - 1) - 1) / {s} + 1 = {out}")
+        out = conv_output_size(n, f, s, p, d, strict=not args.floor)
+    if out != exact:  # rounded: say which way, and what it leaves out
+        unused = "" if args.ceil else f": the last {n + 2 * p - d * (f - 1) - 1 - (out - 1) * s} pixel(s) unused"
+        print(f"{formula} = {exact:g} -> {out} ({'ceil' if args.ceil else 'floor, as PyTorch'}{unused})")
+    else:
+        print(f"{formula} = {out}")
     return 0
 
 
@@ -521,13 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("size", type=positive_int, help="input size along one axis")
     p.add_argument("kernel", type=positive_int)
     p.add_argument("--stride", type=positive_int, default=None, help="default 1 (pooling: the kernel size)")
-    p.add_argument("--padding", type=int, default=0)
+    p.add_argument("--padding", type=nonnegative_int, default=0)
     p.add_argument("--dilation", type=positive_int, default=1)
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--pool", action="store_true", help="pooling (stride defaults to the kernel size)")
     kind.add_argument("--transposed", action="store_true", help="transposed convolution")
-    p.add_argument("--ceil", action="store_true", help="pooling with ceil rounding (Caffe, ceil_mode=True)")
-    p.add_argument("--output-padding", type=int, default=0)
+    rounding = p.add_mutually_exclusive_group()
+    rounding.add_argument("--ceil", action="store_true", help="pooling with ceil rounding (Caffe, ceil_mode=True)")
+    rounding.add_argument("--floor", action="store_true",
+                          help="round a size that does not fit down, as PyTorch does (default: an error)")
+    p.add_argument("--output-padding", type=nonnegative_int, default=0)
     p.set_defaults(func=cmd_conv_size)
 
     p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")
@@ -630,12 +646,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the file to write")
     p.add_argument("--weights", help="for a model name: imagenet, a weights file or a run (default: untrained)")
     p.set_defaults(func=cmd_export)
+    parser.commands = sub.choices
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command's own parser, which points to its own --help
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except CnnlabError as e:

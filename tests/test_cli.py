@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from cnnlab.cli import main
 
@@ -72,6 +73,12 @@ def test_conv_size(capsys):
     assert main(["conv-size", "224", "11", "--stride", "4"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnlab: error: (224 + 2*0") and "223, 227" in err and err.count("\n") == 1
+    assert "PyTorch rounds down to 54" in err
+    # ResNet's first convolution on 224: PyTorch's 112 with --floor, and the pixel it leaves out
+    assert main(["conv-size", "224", "7", "--stride", "2", "--padding", "3", "--floor"]) == 0
+    out = capsys.readouterr().out
+    assert out == "(224 + 2*3 - 1*(7 - 1) - 1) / 2 + 1 = 112.5 -> 112 (floor, as PyTorch: the last 1 pixel(s) unused)\n"
+    assert torch.nn.Conv2d(1, 1, 7, 2, 3)(torch.zeros(1, 1, 224, 224)).shape[-1] == 112
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -100,7 +107,10 @@ def test_conv_size(capsys):
     (["predict", "/no/such/run", "x.png"], "/no/such/run"),
     (["visualize", "/no/such/run", "--filters"], "/no/such/run"),
     (["conv-size", "0", "3"], "must be at least 1, got 0"),
+    (["conv-size", "7", "3", "--padding", "-1"], "argument --padding: must be at least 0, got -1"),
     (["trian"], "invalid choice: 'trian'"),
+    (["summary", "resnet18", "--input-size", "3x64x64"],
+     "cnnlab summary: error: unrecognized arguments: --input-size 3x64x64 (see `cnnlab summary --help`)"),
 ])
 def test_bad_cli_input_is_one_line_with_exit_code_2(argv, message, capsys):
     try:  # in the process: any exception other than a clean exit fails the test with its traceback

@@ -25,7 +25,13 @@ def run_config(path: str | Path) -> dict:
         config = path / "config.json"
         if not config.is_file():
             raise CnnlabError(f"{path}: not a run directory (no config.json)")
-        return json.loads(config.read_text())
+        try:
+            saved = json.loads(config.read_text())
+        except (OSError, ValueError) as e:
+            raise CnnlabError(f"{config}: not readable ({type(e).__name__}: {e})") from None
+        if not isinstance(saved, dict) or "model" not in saved:
+            raise CnnlabError(f"{config}: not a cnnlab run configuration (no model)")
+        return saved
     _, meta = load(path)
     if "config" not in meta:
         raise WeightsError(f"{path}: no cnnlab configuration in its metadata")

@@ -932,6 +932,30 @@ def refuse_existing_run(cfg: TrainConfig) -> None:
                       "replace it with --overwrite, or choose another --out")
 
 
+# what a resumed run may do differently: where and how fast it runs, how often it saves, and
+# (with a schedule that does not depend on the run's length) how many epochs it trains
+RESUME_MAY_CHANGE = {"epochs", "device", "amp", "compile", "max_steps", "out", "resume", "overwrite",
+                     "checkpoint_steps", "checkpoint_minutes", "data_dir", "on_bad_image", "layer_stats",
+                     "cnnlab_version", "git_hash"}
+LENGTH_FREE_SCHEDULES = ("none", "step", "exponential", "plateau")
+
+
+def check_resume(resolved: dict, saved: dict, run: Path) -> None:
+    """Refuse to resume a run with settings its checkpoint does not follow: the optimiser and the
+    schedule come back from the checkpoint (a new --lr was written to config.json but not used), and
+    a schedule laid out over the run's length cannot be lengthened (one-cycle failed, cosine rises)."""
+    for key, value in resolved.items():
+        if key not in RESUME_MAY_CHANGE and key in saved and json.loads(json.dumps(value)) != saved[key]:
+            raise CnnlabError(f"{run} was trained with {key} {saved[key]!r}, not {value!r}: --resume continues a "
+                              f"run with its own settings; drop the option, or start a new run from its weights "
+                              f"(--weights {run} --out NEW)")
+    if resolved["epochs"] != saved.get("epochs", resolved["epochs"]) and saved["schedule"] not in LENGTH_FREE_SCHEDULES:
+        raise CnnlabError(f"{run}'s {saved['schedule']} schedule is laid out over {saved['epochs']} epoch{'s' * (saved['epochs'] != 1)}; a resumed "
+                          f"run keeps it (a new length would bend it): start a new run from its weights (--weights "
+                          f"{run} --epochs {resolved['epochs']} --out NEW), or use a schedule that does not depend on "
+                          f"the length ({', '.join(LENGTH_FREE_SCHEDULES)})")
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train cfg.model on cfg.dataset; returns the final test metrics, the history and the model.
 
@@ -1063,6 +1087,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         tensors, meta = load(run / "checkpoint.safetensors")
         check_state_dict(cfg.model, model.state_dict(), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
                          run / "checkpoint.safetensors")
+        if isinstance(meta.get("config"), dict):
+            check_resume(resolved, meta["config"], run)
         try:
             first_epoch = unpack_training_state(tensors, meta, model, opt, schedule, gen) + 1
             history, best = meta["history"], meta["best"]

@@ -55,6 +55,11 @@ def test_ensemble_and_flip_tta(runs, capsys):
     assert json.loads(capsys.readouterr().out)["runs"] == [str(a), str(b)]
     with pytest.raises(CnnlabError, match="not a run directory"):
         evaluate_runs([a.parent], data_dir=str(DATA))
+    broken = a.parent / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{")  # it was a JSONDecodeError traceback
+    with pytest.raises(CnnlabError, match=r"broken/config.json: not readable \(JSONDecodeError"):
+        evaluate_runs([broken], data_dir=str(DATA))
     # ten classes, but not these ten: digits scored as airplanes, cars, ... (it ran and printed 10 %)
     with pytest.raises(CnnlabError, match=r"trained on the classes 0, 1, 2, 3, \.\.\. \(10\) of mnist, but cifar10 "
                                           r"has airplane, automobile, bird, cat, \.\.\. \(10\)"):

@@ -66,6 +66,28 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert len(lines) == 2
 
 
+def test_resume_keeps_the_runs_settings(tmp_path):
+    """The optimiser and schedule come back from the checkpoint: a new lr was written to
+    config.json and not used, and a longer one-cycle run failed in PyTorch's scheduler."""
+    common = dict(data_dir=str(DATA), train_per_class=20, test_per_class=5, batch_size=50, out=str(tmp_path / "run"))
+    train(recipe("lenet5_modern", "mnist", epochs=1, schedule="none", **common), log=lambda line: None)
+    saved = (tmp_path / "run" / "config.json").read_bytes()
+    with pytest.raises(CnnlabError, match=r"run was trained with lr 0.006, not 0.0001: --resume continues a run "
+                                          r"with its own settings; drop the option, or start a new run from its "
+                                          r"weights \(--weights .*run --out NEW\)"):
+        train(recipe("lenet5_modern", "mnist", epochs=1, schedule="none", lr=1e-4, resume=True, **common),
+              log=lambda line: None)
+    assert (tmp_path / "run" / "config.json").read_bytes() == saved  # nothing rewritten
+    longer = train(recipe("lenet5_modern", "mnist", epochs=2, schedule="none", resume=True, **common),
+                   log=lambda line: None)  # a length-free schedule may go on for more epochs
+    assert [r["epoch"] for r in longer["history"]] == [1, 2] and longer["history"][1]["lr"] == 0.006
+    common["out"] = str(tmp_path / "cycle")
+    train(recipe("lenet5_modern", "mnist", epochs=1, **common), log=lambda line: None)
+    with pytest.raises(CnnlabError, match=r"cycle's onecycle schedule is laid out over 1 epoch; a resumed run "
+                                          r"keeps it"):
+        train(recipe("lenet5_modern", "mnist", epochs=2, resume=True, **common), log=lambda line: None)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(epochs=0), "epochs must be at least 1"), (dict(batch_size=0), "batch size must be at least 1"),
     (dict(lr=-0.1), "learning rate must be a positive number"), (dict(optimizer="adamm"), "optimizer must be one of"),

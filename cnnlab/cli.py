@@ -257,6 +257,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                        ("max_steps", args.max_steps),
                                        ("overfit_batch", args.overfit_batch or None)) if v is not None})
     cfg = recipe(args.model, dataset, **settings)
+    if args.command == "finetune" and not cfg.weights:
+        raise CnnlabError("finetune starts from trained weights: give --weights imagenet, a weights file or a "
+                          "cnnlab run (`cnnlab train` trains from scratch)")
     refuse_existing_run(cfg)  # before anything is printed
     if cfg.out:
         try:

@@ -80,7 +80,7 @@ def pretrained(name: str) -> Pretrained:
     IMAGENET1K_V1 weights of the counterpart)."""
     if name not in TORCHVISION_MODELS:
         raise WeightsError(f"no published ImageNet weights for {name}; models with them: "
-                           f"{', '.join(sorted(TORCHVISION_MODELS))} (or pass weights=PATH)")
+                           f"{', '.join(sorted(TORCHVISION_MODELS))} (or give a weights file: --weights PATH)")
     import torchvision.models as tvm
 
     tv_name, kwargs = TORCHVISION_MODELS[name]
@@ -106,15 +106,15 @@ def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
         if os.environ.get("CNNLAB_OFFLINE", "") not in ("", "0"):
             raise WeightsError(f"{info.model}: {info.filename} is not in {directory} and downloads are off "
                                f"(CNNLAB_OFFLINE); fetch {info.url} on a machine online and put it there, "
-                               "or pass weights=PATH")
+                               "or give that file: --weights PATH")
         directory.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(info.url, str(path), hash_prefix=info.hash_prefix, progress=True)
         except RuntimeError as e:  # torch.hub: "invalid hash value" (the temporary file is removed)
             raise WeightsError(f"{info.url}: {e}; nothing was saved") from None
         except OSError as e:
-            raise WeightsError(f"{info.model}: cannot download {info.url} ({e}); pass weights=PATH to a local "
-                               "copy") from None
+            raise WeightsError(f"{info.model}: cannot download {info.url} ({e}); give a local copy: "
+                               "--weights PATH") from None
         return path
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(info.hash_prefix):

@@ -109,6 +109,7 @@ def test_conv_size(capsys):
     (["conv-size", "0", "3"], "must be at least 1, got 0"),
     (["conv-size", "7", "3", "--padding", "-1"], "argument --padding: must be at least 0, got -1"),
     (["trian"], "invalid choice: 'trian'"),
+    (["finetune", "lenet5_modern", "--dataset", "mnist"], "finetune starts from trained weights: give --weights"),
     (["summary", "resnet18", "--input-size", "3x64x64"],
      "cnnlab summary: error: unrecognized arguments: --input-size 3x64x64 (see `cnnlab summary --help`)"),
 ])

@@ -71,6 +71,10 @@ def create_model(name: str, num_classes: int | None = None, weights: str | os.Pa
     from the cache or downloaded and sha256-checked), a folder holding that file, a weights file
     (.safetensors or a PyTorch .pth state dict) or a cnnlab run. With `num_classes` different
     from the weights', the classifier is replaced by a new one (see cnnlab.weights)."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise ModelArgumentError(f"{name}: num_classes must be a whole number of at least 1, got {num_classes!r} "
+                                 "(for features without a classifier: forward_head(x, pre_logits=True))")
     if weights is not None:
         from .weights import build_with_weights
 

@@ -57,6 +57,10 @@ def test_builder_arguments_a_model_does_not_take_are_one_clear_error(capsys):
     with pytest.raises(ValueError, match="lenet5_modern cannot be built with input_size=30: input_size must be "
                                          "28 or 32, got 30"):
         cnnlab.create_model("lenet5_modern", input_size=30)
+    for bad in (0, -1, 2.5):  # -1 was PyTorch's "negative dimension", 0 an empty classifier
+        with pytest.raises(ModelArgumentError, match=f"resnet18: num_classes must be a whole number of at least 1, "
+                                                     f"got {bad}"):
+            cnnlab.create_model("resnet18", num_classes=bad)
     assert main(["train", "mlp", "--model-kwargs", "nonsense=1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnlab: error: mlp cannot be built with nonsense=1") and err.count("\n") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -264,18 +265,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.out:
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
-            probe = Path(cfg.out) / ".write-test"
+            probe = Path(cfg.out) / f".write-test-{os.getpid()}"  # one per torchrun process
             probe.write_text("")
             probe.unlink()
         except OSError as e:
             raise CnnlabError(f"output directory {cfg.out} is not writable ({e.strerror}); choose another --out")
-    print(f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
-          f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
+    lead = os.environ.get("RANK", "0") == "0"  # in a torchrun job the first process speaks for all
+    if lead:
+        print(f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
+              f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
     result = train(cfg)
     t = result["test"]
-    print(f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%" if "miou" in t
-          else f"test top-1 {100 * t['top1']:.2f}%, top-5 {100 * t['top5']:.2f}%" if "top1" in t
-          else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)")
+    if lead:
+        print(f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%" if "miou" in t
+              else f"test top-1 {100 * t['top1']:.2f}%, top-5 {100 * t['top5']:.2f}%" if "top1" in t
+              else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)")
     return 0
 
 

@@ -25,6 +25,8 @@ def test_two_gloo_processes_match_one(tmp_path):
                           "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     assert "distributed: 2 processes, global batch 64 (32 per process)" in two.stdout
+    # the first process speaks for the job: each line once (every process printed its own)
+    assert two.stdout.count("training mlp on mnist") == 1 and two.stdout.count("test top-1") == 1, two.stdout
     a, _ = load(tmp_path / "one" / "model.safetensors")
     b, meta = load(tmp_path / "two" / "model.safetensors")
     for key in a:

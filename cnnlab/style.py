@@ -193,6 +193,12 @@ def stylize(content: Tensor, style: Tensor, features: nn.Sequential, preprocess:
         raise CnnlabError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
     device = content.device
     net = FeatureExtractor(features, list(style_layers) + [content_layer], pool).to(device)
+    halvings = sum(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in net.stack)
+    for what, image in (("content", content), ("style", style)):
+        if min(image.shape[2:]) < 2 ** halvings:  # each pooling halves it; a map must keep a pixel
+            raise CnnlabError(f"the {what} image is {image.shape[2]}x{image.shape[3]} pixels; the layers up to "
+                              f"{net.names[-1]} halve it {halvings} times, so its shorter side must be at least "
+                              f"{2 ** halvings} pixels: give a larger --size")
     prep = Preprocess(preprocess)
     with torch.no_grad():
         target_content = net(prep(content))[content_layer]

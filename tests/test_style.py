@@ -48,6 +48,12 @@ def test_the_losses_fall_on_real_images():
     assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
     assert history[-1]["style"] < 0.5 * history[0]["style"]  # the style statistics move to the painting's
     assert history[-1]["loss"] < history[0]["loss"] and history[0]["content"] == 0  # starts from the content
+    # the maps up to relu5_1 are halved four times: a picture must keep 16 pixels (it was a traceback)
+    small = torch.rand(1, 3, 16, 20)
+    assert stylize(small, small, features, steps=1)[0].shape == small.shape
+    with pytest.raises(CnnlabError, match="the style image is 15x20 pixels; the layers up to relu5_1 halve it 4 "
+                                          "times, so its shorter side must be at least 16 pixels"):
+        stylize(small, small[:, :, :15], features, steps=1)
 
 
 def test_stylize_command_writes_the_picture_and_snapshots(tmp_path, monkeypatch, capsys):

@@ -949,11 +949,12 @@ def check_resume(resolved: dict, saved: dict, run: Path) -> None:
             raise CnnlabError(f"{run} was trained with {key} {saved[key]!r}, not {value!r}: --resume continues a "
                               f"run with its own settings; drop the option, or start a new run from its weights "
                               f"(--weights {run} --out NEW)")
-    if resolved["epochs"] != saved.get("epochs", resolved["epochs"]) and saved["schedule"] not in LENGTH_FREE_SCHEDULES:
-        raise CnnlabError(f"{run}'s {saved['schedule']} schedule is laid out over {saved['epochs']} epoch{'s' * (saved['epochs'] != 1)}; a resumed "
-                          f"run keeps it (a new length would bend it): start a new run from its weights (--weights "
-                          f"{run} --epochs {resolved['epochs']} --out NEW), or use a schedule that does not depend on "
-                          f"the length ({', '.join(LENGTH_FREE_SCHEDULES)})")
+    epochs = saved.get("epochs", resolved["epochs"])
+    if resolved["epochs"] != epochs and saved["schedule"] not in LENGTH_FREE_SCHEDULES:
+        raise CnnlabError(f"{run}'s {saved['schedule']} schedule is laid out over {epochs} epoch{'s' * (epochs != 1)}; "
+                          f"a resumed run keeps it (a new length would bend it): start a new run from its weights "
+                          f"(--weights {run} --epochs {resolved['epochs']} --out NEW), or use a schedule that does "
+                          f"not depend on the length ({', '.join(LENGTH_FREE_SCHEDULES)})")
 
 
 def train(cfg: TrainConfig, log=print) -> dict:

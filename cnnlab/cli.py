@@ -330,9 +330,19 @@ def eval_segmentation(args: argparse.Namespace, evaluate) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .data import IMAGE_EXTENSIONS
     from .evaluate import predict_images
 
-    for path, top in zip(args.images, predict_images(args.run, args.images, args.top)):
+    images = []
+    for given in map(Path, args.images):  # a folder stands for the images in it, by name
+        if given.is_dir():
+            found = sorted(p for p in given.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                raise CnnlabError(f"{given}: a folder without image files ({', '.join(IMAGE_EXTENSIONS)})")
+            images += found
+        else:
+            images.append(given)
+    for path, top in zip(images, predict_images(args.run, images, args.top)):
         print(f"{path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in top))
     return 0
 
@@ -575,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-5 classes of image files")
     p.add_argument("run", help="a run directory or .safetensors file")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
     p.add_argument("--top", type=positive_int, default=5)
     p.set_defaults(func=cmd_predict)
 

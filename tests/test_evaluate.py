@@ -79,6 +79,12 @@ def test_predict_image_files(runs, tmp_path, capsys):
     assert all(len(top) == 5 and abs(sum(p for _, p in top) - 1) < 0.2 for top in tops)
     assert main(["predict", str(run), str(paths[0])]) == 0
     assert capsys.readouterr().out.startswith(f"{paths[0]}: 7 ")
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path)]) == 0  # a folder: its images, by name
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [str(p) for p in paths]
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(run), str(tmp_path / "empty")]) == 2
+    assert "empty: a folder without image files" in capsys.readouterr().err
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(CnnlabError, match="bad.png: not a readable image"):
         predict_images(run, [tmp_path / "bad.png"])

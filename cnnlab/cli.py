@@ -65,7 +65,7 @@ def positive_int(text: str) -> int:
     return _int(text, 1)
 
 
-def nonnegative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     return _int(text, 0)
 
 
@@ -206,13 +206,8 @@ def read_config(path: str | None) -> dict:
         raise CnnlabError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     defaults = TrainConfig(model="")
     for key, value in data.items():
-        default = getattr(defaults, key)
-        if key == "compile" and isinstance(value, str):  # true/false, or a torch.compile mode
-            continue
-        want = (int, float) if isinstance(default, float) else (list, tuple) if isinstance(default, tuple) else \
-            type(default) if default is not None else (int, float, str)
-        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, want):
-            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {default!r}")
+        if not TrainConfig.fits_type(key, value):
+            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {getattr(defaults, key)!r}")
     return data
 
 
@@ -239,17 +234,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import recipe, refuse_existing_run, train
 
     get_model_info(args.model)  # unknown names fail before any data is read
-    augment = tuple(a for a in (args.augment or "").split(",") if a) if args.augment is not None else None
     settings = {**resumed_settings(args), **read_config(args.config),
                 **{k: v for k in TRAIN_FLAGS if (v := getattr(args, k)) is not None}}
-    if augment is not None:
-        settings["augment"] = augment
+    if args.augment is not None:  # "crop,flip", or "" for none: TrainConfig splits names at commas
+        settings["augment"] = args.augment
     if args.classes:
-        settings["classes"] = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    if "classes" in settings:
-        settings["classes"] = tuple(settings["classes"])
-    if "augment" in settings:
-        settings["augment"] = tuple(settings["augment"])
+        settings["classes"] = args.classes
     if args.model_kwargs:
         settings["model_kwargs"] = {**settings.get("model_kwargs", {}), **dict(args.model_kwargs)}
     dataset = settings.pop("dataset", None)
@@ -551,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("size", type=positive_int, help="input size along one axis")
     p.add_argument("kernel", type=positive_int)
     p.add_argument("--stride", type=positive_int, default=None, help="default 1 (pooling: the kernel size)")
-    p.add_argument("--padding", type=nonnegative_int, default=0)
+    p.add_argument("--padding", type=non_negative_int, default=0)
     p.add_argument("--dilation", type=positive_int, default=1)
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--pool", action="store_true", help="pooling (stride defaults to the kernel size)")
@@ -560,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     rounding.add_argument("--ceil", action="store_true", help="pooling with ceil rounding (Caffe, ceil_mode=True)")
     rounding.add_argument("--floor", action="store_true",
                           help="round a size that does not fit down, as PyTorch does (default: an error)")
-    p.add_argument("--output-padding", type=nonnegative_int, default=0)
+    p.add_argument("--output-padding", type=non_negative_int, default=0)
     p.set_defaults(func=cmd_conv_size)
 
     p = sub.add_parser("train", help="train a zoo model on a dataset (default recipe per model and dataset)")

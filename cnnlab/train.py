@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -111,8 +111,33 @@ class TrainConfig:
     data_dir: str | None = None
     model_kwargs: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name in ("augment", "classes"):  # "crop,flip" and lists, as the CLI and config files give them
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+
+    @staticmethod
+    def fits_type(name: str, value) -> bool:
+        """Whether `value` has the type of setting `name` (an int where a float goes; None only where
+        the default is None; a torch.compile mode or a bool for compile; "a,b" for a tuple of names)."""
+        f = TrainConfig.__dataclass_fields__[name]
+        default = f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING \
+            else ""
+        if name == "compile" and isinstance(value, str) or value is None and default is None:
+            return True
+        want = (int, float) if isinstance(default, float) else (list, tuple, str) if isinstance(default, tuple) else \
+            type(default) if default is not None else (int, float, str)
+        return isinstance(value, bool) == isinstance(default, bool) and isinstance(value, want)
+
     def check(self) -> None:
         """Raise CnnlabError naming the first setting that cannot work."""
+        for f in fields(self):
+            if not self.fits_type(f.name, getattr(self, f.name)):
+                raise CnnlabError(f"{f.name} = {getattr(self, f.name)!r} has the wrong type; e.g. "
+                                  f"{f.name} = {TrainConfig(model='x').__dict__[f.name]!r}")
         if self.epochs < 1:
             raise CnnlabError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -129,6 +154,13 @@ class TrainConfig:
             raise CnnlabError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise CnnlabError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.momentum < 1:  # at 1 or more the velocity never decays and the run diverges
+            raise CnnlabError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.step_size < 1:
+            raise CnnlabError(f"step size must be at least 1 epoch, got {self.step_size}")
+        if not (self.gamma > 0 and math.isfinite(self.gamma)) or self.schedule == "plateau" and self.gamma >= 1:
+            raise CnnlabError(f"gamma must be a positive factor{' below 1 for plateau' * (self.schedule == 'plateau')}, "
+                              f"got {self.gamma}")
         for name in ("weight_decay", "l1", "l2", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise CnnlabError(f"{name.replace('_', ' ')} must not be negative, got {getattr(self, name)}")

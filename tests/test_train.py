@@ -96,10 +96,24 @@ def test_resume_keeps_the_runs_settings(tmp_path):
     (dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"), "a csv: dataset is standardised per column"),
     (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
     (dict(compile="fast"), "compile must be one of default, reduce-overhead"),
+    # each of these was a TypeError or ZeroDivisionError from deep inside, or silently trained
+    (dict(lr="0.1"), r"lr = '0.1' has the wrong type; e.g. lr = 0.05"),
+    (dict(batch_size=12.5), "batch_size = 12.5 has the wrong type"),
+    (dict(model_kwargs=[1]), r"model_kwargs = \[1\] has the wrong type; e.g. model_kwargs = {}"),
+    (dict(momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
+    (dict(schedule="step", step_size=0), "step size must be at least 1 epoch, got 0"),
+    (dict(schedule="step", gamma=0.0), "gamma must be a positive factor, got 0.0"),
+    (dict(schedule="plateau", gamma=1.0), "gamma must be a positive factor below 1 for plateau, got 1.0"),
 ])
 def test_bad_settings_fail_before_any_work(change, message):
     with pytest.raises(CnnlabError, match=message):
         train(TrainConfig(model="mlp", **change))
+
+
+def test_names_may_be_given_as_comma_separated_text():
+    cfg = TrainConfig(model="resnet20", augment="crop, flip", classes=["cat", "dog"])
+    assert cfg.augment == ("crop", "flip") and cfg.classes == ("cat", "dog")  # "crop" was c, r, o, p
+    assert TrainConfig(model="mlp", augment="").augment == ()
 
 
 def test_device_batches_pad_normalise_and_augment():

@@ -252,6 +252,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CnnlabError("finetune starts from trained weights: give --weights imagenet, a weights file or a "
                           "cnnlab run (`cnnlab train` trains from scratch)")
     refuse_existing_run(cfg)  # before anything is printed
+    created = bool(cfg.out) and not Path(cfg.out).exists()
     if cfg.out:
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if lead:
         print(f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
               f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except BaseException:
+        if created:  # refused before writing anything: leave no empty run directory behind
+            try:
+                Path(cfg.out).rmdir()  # only if empty
+            except OSError:
+                pass
+        raise
     t = result["test"]
     if lead:
         print(f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%" if "miou" in t

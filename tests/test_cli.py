@@ -81,6 +81,13 @@ def test_conv_size(capsys):
     assert torch.nn.Conv2d(1, 1, 7, 2, 3)(torch.zeros(1, 1, 224, 224)).shape[-1] == 112
 
 
+def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
+    out = tmp_path / "runs" / "fcn"
+    assert main(["train", "fcn32s", "--dataset", "mnist", "--out", str(out)]) == 2
+    assert "fcn32s scores every pixel" in capsys.readouterr().err
+    assert not out.exists() and (tmp_path / "runs").is_dir()  # an empty run directory was left
+
+
 @pytest.mark.parametrize("argv, message", [
     (["summary", "lenet5", "--input", "3xfoo"], "input size must look like 3x224x224"),
     (["summary", "lenet5", "--batch", "0"], "must be at least 1"),

@@ -287,8 +287,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .segmentation import is_segmentation
 
     if is_segmentation(args.dataset or run_config(args.runs[0])["dataset"]):
+        if args.test_per_class:
+            raise CnnlabError("--test-per-class picks images of a class; a segmentation dataset has every class "
+                              "in every image")
         return eval_segmentation(args, evaluate_segmentation_run)
-    result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device)
+    result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device, args.test_per_class)
     out = Path(args.out) if args.out else (Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
     files = write_confusion(result, out) if out else []
     if out and (gallery := write_gallery(result, out / "misclassified.png")):
@@ -578,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(AlexNet); or GoogLeNet's crops at 4 scales (48 views)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--out", help="where confusion.csv/png go (default: the run directory)")
+    p.add_argument("--test-per-class", type=positive_int,
+                   help="the first N test images of each class only (a quick check; default: all)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_eval)

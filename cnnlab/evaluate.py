@@ -127,8 +127,9 @@ def _names(classes, shown: int = 4) -> str:
 
 
 def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str = "none",
-                  data_dir: str | None = None, device: str = "auto") -> dict:
-    """Evaluate one run, or an ensemble of runs (their softmax outputs averaged), on the test split."""
+                  data_dir: str | None = None, device: str = "auto", per_class: int | None = None) -> dict:
+    """Evaluate one run, or an ensemble of runs (their softmax outputs averaged), on the test split
+    (its first `per_class` images of each class, if given)."""
     if tta not in TTA:
         raise CnnlabError(f"tta must be one of {', '.join(TTA)}, got {tta!r}")
     configs = [run_config(p) for p in paths]
@@ -142,7 +143,7 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
         trained = tuple(cfg.get("classes", ()))
         same = dataset == cfg["dataset"]  # a run on some of the dataset's classes: those
         data = make_data(dataset, False, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev, data_dir,
-                         classes=trained if same else ())
+                         classes=trained if same else (), per_class=per_class)
         if cfg.get("num_classes") != len(data.classes):
             raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
         if trained and trained != tuple(data.classes):

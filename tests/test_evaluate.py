@@ -45,6 +45,20 @@ def test_eval_reproduces_the_training_result_and_writes_the_confusion_matrix(run
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_on_the_first_images_of_each_class(runs, capsys):
+    run, _ = runs[0]
+    full = evaluate_runs([run], data_dir=str(DATA))
+    part = evaluate_runs([run], data_dir=str(DATA), per_class=20)
+    assert part["images"] == 200 and all(sum(row) == 20 for row in part["confusion"])
+    # the same predictions on the same images: the part's confusion is counted from the full run's
+    split = load_dataset("mnist", train=False, data_dir=DATA)
+    first = torch.cat([(split.labels == c).nonzero().flatten()[:20] for c in range(10)])
+    assert part["_gallery"][1].argmax(1).tolist() == full["_gallery"][1][first.sort().values].argmax(1).tolist()
+    assert main(["eval", str(run), "--data-dir", str(DATA), "--test-per-class", "5", "--format", "json",
+                 "--out", str(run.parent)]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 50
+
+
 def test_ensemble_and_flip_tta(runs, capsys):
     (a, ra), (b, rb) = runs
     ens = evaluate_runs([a, b], data_dir=str(DATA))

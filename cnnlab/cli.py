@@ -69,20 +69,43 @@ def non_negative_int(text: str) -> int:
     return _int(text, 0)
 
 
+def analysed(name: str, model_kwargs, input_size) -> tuple:
+    """What `analyze` takes for NAME: the registered name itself; with builder arguments, the model
+    they build; for a run directory, the run's model (its name, classes and builder arguments) and
+    its input size. Models are built on the meta device: nothing is allocated or computed."""
+    from .registry import create_model
+
+    kwargs, num_classes = dict(model_kwargs or ()), None
+    if Path(name).is_dir():
+        from .evaluate import run_config
+        cfg = run_config(name)
+        kwargs, num_classes = {**cfg.get("model_kwargs", {}), **kwargs}, cfg.get("num_classes")
+        input_size = input_size or tuple(cfg["input_size"])
+        model_name = cfg["model"]
+    elif not kwargs:
+        return name, input_size
+    else:
+        model_name = name
+    with torch.device("meta"):
+        model = create_model(model_name, num_classes=num_classes, **kwargs)
+    model.model_name = model_name
+    return model, input_size
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .analysis import analyze, training_memory
 
-    a = analyze(args.name, args.input, args.batch, DTYPES[args.dtype], args.mode)
+    model, size = analysed(args.name, args.model_kwargs, args.input)
+    a = analyze(model, size, args.batch, DTYPES[args.dtype], args.mode)
     if args.format == "json":
         data = a.to_dict()
         if args.optimizer:
-            data["training_memory"] = training_memory(args.name, args.input, args.batch, args.optimizer,
-                                                      DTYPES[args.dtype])
+            data["training_memory"] = training_memory(model, size, args.batch, args.optimizer, DTYPES[args.dtype])
         print(json.dumps(data, indent=2))
         return 0
     print(a.table("text" if args.format == "table" else args.format), end="")
     if args.optimizer and args.format != "csv":
-        mem = training_memory(args.name, args.input, args.batch, args.optimizer, DTYPES[args.dtype])
+        mem = training_memory(model, size, args.batch, args.optimizer, DTYPES[args.dtype])
         parts = ", ".join(f"{k.replace('_', ' ')} {v / 2**20:,.1f} MiB" for k, v in mem.items() if k != "total")
         print(f"training memory ({args.optimizer}, batch {args.batch}): {mem['total'] / 2**20:,.1f} MiB = {parts}")
     return 0
@@ -93,7 +116,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     rows = [("model", "input", "params", "MACs", "FLOPs", "activations", "act. memory", "depth")]
     for name in args.names:
-        a = analyze(name, args.input, args.batch, DTYPES[args.dtype], args.mode)
+        a = analyze(*analysed(name, args.model_kwargs, args.input), args.batch, DTYPES[args.dtype], args.mode)
         t = a.totals
         rows.append((name, "x".join(map(str, a.input_size)), f"{t['params']:,}", f"{_si(t['macs'])}MAC", f"{_si(t['flops'])}FLOP", f"{t['activations']:,}",
                      f"{_si(t['activation_bytes'], 1024)}B", str(t["depth"])))
@@ -535,9 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
         p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
         p.add_argument("--mode", choices=("eval", "train"), default="eval")
+        p.add_argument("--model-kwargs", nargs="+", type=key_value, metavar="KEY=VALUE",
+                       help="arguments of the model's builder, e.g. width=0.25 (values are JSON or text)")
 
     p = sub.add_parser("summary", help="per-layer shapes, parameters, memory, MACs and receptive field")
-    p.add_argument("name", help="a model name from `cnnlab models`")
+    p.add_argument("name", help="a model name from `cnnlab models`, or a run directory (its model)")
     analysis_options(p)
     p.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
@@ -545,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="side-by-side totals of several models")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="+", metavar="NAME", help="model names or run directories")
     analysis_options(p)
     p.set_defaults(func=cmd_compare)
 

@@ -56,6 +56,26 @@ def test_summary_table_json_and_training_memory(capsys):
     assert capsys.readouterr().out.splitlines()[1].startswith("conv1,Conv2d,conv,1x96x55x55,34944,")
 
 
+def test_summary_of_builder_arguments_and_of_a_run(tmp_path, capsys):
+    import cnnlab
+    quarter = sum(p.numel() for p in cnnlab.create_model("resnet20", width=0.25).parameters())
+    assert main(["summary", "resnet20", "--model-kwargs", "width=0.25", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["params"] == quarter == 17_326
+    run = tmp_path / "run"  # a run's model: its name, classes, builder arguments and input size
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "resnet20", "num_classes": 2, "input_size": [3, 32, 32],
+                                                 "model_kwargs": {"width": 0.5}}))
+    model = cnnlab.create_model("resnet20", num_classes=2, width=0.5)
+    two = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())  # batch-norm statistics
+    assert main(["summary", str(run), "--format", "json", "--optimizer", "adam"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["params"] == two and data["layers"][-1]["output_shape"] == [1, 2]
+    assert data["training_memory"]["weights"] == 4 * two + buffers
+    assert main(["compare", "resnet20", str(run)]) == 0
+    assert f"{two:,}" in capsys.readouterr().out
+
+
 def test_compare(capsys):
     assert main(["compare", "vgg16", "googlenet", "resnet50"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:4]}

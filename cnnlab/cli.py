@@ -227,10 +227,9 @@ def read_config(path: str | None) -> dict:
     unknown = sorted(set(data) - known)
     if unknown:
         raise CnnlabError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    defaults = TrainConfig(model="")
     for key, value in data.items():
         if not TrainConfig.fits_type(key, value):
-            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {getattr(defaults, key)!r}")
+            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {TrainConfig.default(key)!r}")
     return data
 
 

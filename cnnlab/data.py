@@ -305,15 +305,9 @@ class ImageFolder(torch.utils.data.Dataset):
         """Keep the images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at
         most the first `per_class` of each class in file-name order, as `subset` does for a Split."""
         names = tuple(classes) or self.classes
-        unknown = [c for c in names if c not in self.classes]
-        if unknown:
-            raise DatasetError(f"no class {unknown[0]!r} in {self.root}; its classes: {', '.join(self.classes)}")
-        kept = []
-        for new, name in enumerate(names):
-            old = self.classes.index(name)
-            kept += [(n, new) for n, label in self.samples if label == old][:per_class]
-        self.classes, self.samples = names, sorted(kept)
-        self.labels = torch.tensor([label for _, label in self.samples])
+        idx, labels = pick(self.classes, self.labels, names, per_class, str(self.root))
+        self.classes, self.labels = names, labels
+        self.samples = [(self.samples[i][0], label) for i, label in zip(idx.tolist(), labels.tolist())]
         return self
 
 
@@ -321,20 +315,24 @@ def subset(split: Split, classes=(), per_class: int | None = None) -> Split:
     """The images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at most
     the first `per_class` of each class in the dataset's order."""
     names = tuple(classes) or split.classes
-    unknown = [c for c in names if c not in split.classes]
-    if unknown:
-        raise DatasetError(f"no class {unknown[0]!r} in this dataset; its classes: {', '.join(split.classes)}")
     if names == split.classes and per_class is None:
         return split
-    old = torch.tensor([split.classes.index(c) for c in names])
-    keep = []
-    for new, label in enumerate(old.tolist()):
-        idx = (split.labels == label).nonzero().flatten()
-        keep.append(idx[:per_class] if per_class is not None else idx)
-    idx = torch.cat(keep).sort().values  # the dataset's order
-    remap = torch.full((len(split.classes),), -1, dtype=torch.long)
+    idx, labels = pick(split.classes, split.labels, names, per_class, "this dataset")
+    return Split(split.images[idx], labels, names)
+
+
+def pick(classes: tuple[str, ...], labels: Tensor, names: tuple[str, ...], per_class: int | None,
+         where: str) -> tuple[Tensor, Tensor]:
+    """The indices (in the dataset's order) of the first `per_class` examples of each class in
+    `names` (all if None), and their labels renumbered in the order of `names`."""
+    unknown = [c for c in names if c not in classes]
+    if unknown:
+        raise DatasetError(f"no class {unknown[0]!r} in {where}; its classes: {', '.join(classes)}")
+    old = torch.tensor([classes.index(c) for c in names], dtype=torch.long)
+    idx = torch.cat([(labels == label).nonzero().flatten()[:per_class] for label in old.tolist()]).sort().values
+    remap = torch.full((len(classes),), -1, dtype=torch.long)
     remap[old] = torch.arange(len(names))
-    return Split(split.images[idx], remap[split.labels[idx]], names)
+    return idx, remap[labels[idx]]
 
 
 def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:

@@ -120,12 +120,17 @@ class TrainConfig:
                 setattr(self, name, tuple(value))
 
     @staticmethod
+    def default(name: str):
+        """The default of setting `name` ("" for the model, which has none)."""
+        f = TrainConfig.__dataclass_fields__[name]
+        return f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING \
+            else ""
+
+    @staticmethod
     def fits_type(name: str, value) -> bool:
         """Whether `value` has the type of setting `name` (an int where a float goes; None only where
         the default is None; a torch.compile mode or a bool for compile; "a,b" for a tuple of names)."""
-        f = TrainConfig.__dataclass_fields__[name]
-        default = f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING \
-            else ""
+        default = TrainConfig.default(name)
         if name == "compile" and isinstance(value, str) or value is None and default is None:
             return True
         want = (int, float) if isinstance(default, float) else (list, tuple, str) if isinstance(default, tuple) else \
@@ -137,7 +142,7 @@ class TrainConfig:
         for f in fields(self):
             if not self.fits_type(f.name, getattr(self, f.name)):
                 raise CnnlabError(f"{f.name} = {getattr(self, f.name)!r} has the wrong type; e.g. "
-                                  f"{f.name} = {TrainConfig(model='x').__dict__[f.name]!r}")
+                                  f"{f.name} = {self.default(f.name)!r}")
         if self.epochs < 1:
             raise CnnlabError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

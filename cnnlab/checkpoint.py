@@ -2,12 +2,16 @@
 
 Nothing here unpickles: tensors live in the safetensors body, everything else (configuration,
 optimiser hyper-parameters, scheduler state, epoch) in its JSON metadata under "cnnlab".
+Every file cnnlab writes goes through `atomic_file` (or `save_figure`, `append_text`): a full
+disk or a forbidden folder is a one-line WriteError, and never leaves half a file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .errors import WeightsError
+from .errors import WeightsError, WriteError
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -29,22 +33,88 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+FULL = 1 << 20  # less free space than this after a failed write: the disk was full
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < FULL
+    except OSError:
+        return False
+
+
+def write_problem(error: BaseException, folder: Path, full: bool | None = None) -> str | None:
+    """Why a write into `folder` failed, in words, when the cause is the place and not the data:
+    a full disk (libraries such as torch.save and safetensors report it in their own words, so
+    the free space is checked too), a read-only or forbidden folder. None for anything else."""
+    code = getattr(error, "errno", None)
+    if code is None and f"(os error {errno.ENOSPC})" in str(error):  # safetensors: an io::Error in words
+        code = errno.ENOSPC
+    if code in (errno.ENOSPC, errno.EDQUOT) or (full if full is not None else _nearly_full(folder)):
+        return "no space left on the device"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return os.strerror(code).lower()
+    return None
+
+
+def write_error(path: Path, problem: str, advice: str | None = None) -> WriteError:
+    """The one-line error for a file not written; `.path` and `.problem` say which and why."""
+    advice = advice or ("free some space or write elsewhere (nothing already there was changed)"
+                        if "space" in problem else "write elsewhere")
+    error = WriteError(f"{path}: not written, {problem}; {advice}")
+    error.path, error.problem = Path(path), problem
+    return error
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str = ".part"):
     """A temporary file name beside `path` to write to: when the block ends, the file is fsynced
     and renamed over `path` (`publish`); if it raises, the temporary file is removed. A kill at
-    any moment leaves either the old file or the new one, never half of one."""
+    any moment leaves either the old file or the new one, never half of one. A full disk or a
+    folder that cannot be written is a WriteError naming `path`."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp", suffix=suffix)
+    except OSError as e:
+        raise write_error(path, write_problem(e, path.parent) or e.strerror.lower()) from None
     os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         publish(tmp, path)
-    except BaseException:
+    except Exception as e:
+        full = _nearly_full(path.parent)  # measured while the partial file still takes its space
+        Path(tmp).unlink(missing_ok=True)
+        problem = write_problem(e, path.parent, full)
+        if problem and not isinstance(e, WriteError):
+            raise write_error(path, problem) from None
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: nothing half-written stays behind
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int) -> Path:
+    """Write a matplotlib figure atomically (PNG unless the name says otherwise), then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_file(path, path.suffix or ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append to a log file (a line per epoch); a full disk is a WriteError naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except OSError as e:
+        raise write_error(path, write_problem(e, path.parent) or e.strerror.lower()) from None
 
 
 def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from . import __version__
 from .errors import CnnlabError
 from .registry import create_model, get_model_info, list_models
 
+PLACE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
@@ -710,3 +712,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the place, not the program: a full disk, a forbidden or read-only folder
+        if args.debug or e.errno not in PLACE_ERRORS:
+            raise
+        print(f"cnnlab: error: {e.filename + ': ' if e.filename else ''}{e.strerror.lower()}; "
+              + ("free some space or write elsewhere" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+                 "check its permissions or choose another path"), file=sys.stderr)
+        return 2

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import publish
+from .checkpoint import atomic_file, publish, write_problem
 from .errors import DatasetError
 
 
@@ -132,6 +133,9 @@ def download(url: str, dest: Path, md5: str) -> None:
             os.fsync(tmp.fileno())
         except OSError as e:
             os.unlink(tmp.name)
+            if problem := write_problem(e, dest.parent):
+                raise DatasetError(f"cannot save {url} in {dest.parent}: {problem}; free some space or choose "
+                                   "another data folder (--data-dir or CNNLAB_DATA)") from None
             raise DatasetError(f"cannot download {url}: {e}") from None
         except BaseException:  # Ctrl-C: nothing half-written stays behind
             os.unlink(tmp.name)
@@ -377,11 +381,12 @@ def _from_disk_cache(source: Path, key: str, build) -> Split:
     split = build()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache.parent, delete=False, suffix=".part") as tmp:
+        with atomic_file(cache) as tmp:
             torch.save({"images": split.images, "labels": split.labels, "classes": list(split.classes)}, tmp)
-        publish(tmp.name, cache)
-    except OSError:
-        pass  # no writable cache: same result, decoded again next time
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError of its own
+        why = getattr(e, "problem", None) or getattr(e, "strerror", None) or str(e).splitlines()[0]
+        print(f"cnnlab: note: the decoded {key} was not cached in {cache.parent} ({why}); "
+              "it will be decoded again next time", file=sys.stderr)
     return split
 
 

@@ -34,6 +34,11 @@ class DatasetError(CnnlabError, ValueError):
     """A dataset that is missing, corrupt or of the wrong format."""
 
 
+class WriteError(CnnlabError, OSError):
+    """A file cnnlab was writing could not be written (a full disk, a read-only or forbidden place);
+    what was there before is unchanged (writes are atomic)."""
+
+
 class TrainingDiverged(CnnlabError, ArithmeticError):
     """The loss became NaN or infinite; the last checkpoint written before it is kept."""
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load
+from .checkpoint import atomic_file, load, save_figure
 from .errors import CnnlabError, DatasetError, WeightsError
 from .train import DeviceData, eval_batch_size, eval_batches, fits_by_padding, load_model, make_data, pick_device
 
@@ -187,9 +187,7 @@ def write_gallery(result: dict, path: Path, count: int = 32) -> Path | None:
     fig.suptitle(f"misclassified: {len(wrong)} shown of {int((predicted != data.labels).sum())}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_confusion(result: dict, out_dir: Path) -> list[Path]:
@@ -197,7 +195,7 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = list(result["per_class"])
     csv_path = out_dir / "confusion.csv"
-    with open(csv_path, "w", newline="") as f:
+    with atomic_file(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, result["confusion"]):
@@ -220,10 +218,7 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
                         color="white" if m[i, j] > m.max() / 2 else "black")
     ax.set_title(f"{result['dataset']}: top-1 {100 * result['top1']:.2f} %")
     fig.tight_layout()
-    png_path = out_dir / "confusion.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return [csv_path, png_path]
+    return [csv_path, save_figure(fig, out_dir / "confusion.png", dpi=120)]
 
 
 def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None = None) -> Tensor:
@@ -289,9 +284,7 @@ def _grid_png(tiles: Tensor, path: Path, title: str, columns: int | None = None)
             ax.imshow(tiles[i].squeeze(-1) if tiles.shape[-1] == 1 else tiles[i], cmap="gray", interpolation="nearest")
     fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Module]:

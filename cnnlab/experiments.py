@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .checkpoint import atomic_file
+from .checkpoint import atomic_file, save_figure
 from .errors import CnnlabError, TrainingDiverged
 
 HELD, NOT_HELD, INCONCLUSIVE = "held", "did not hold", "inconclusive"
@@ -800,9 +800,7 @@ def plot_panels(panels: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_file(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def _write(path: Path, text: str) -> None:

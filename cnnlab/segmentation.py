@@ -167,7 +167,7 @@ def render(images: Tensor, predictions: Tensor, targets: Tensor, path: Path, cla
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_file
+    from .checkpoint import save_figure
 
     colours = palette(len(classes)).numpy()
     n = len(images)
@@ -182,7 +182,5 @@ def render(images: Tensor, predictions: Tensor, targets: Tensor, path: Path, cla
     for ax, title in zip(axes[0], ("input", "prediction", "ground truth")):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_file(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     return path

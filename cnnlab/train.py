@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -24,9 +25,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
-from .checkpoint import atomic_file, atomic_save, load, pack_training_state, unpack_training_state
+from .checkpoint import (append_text, atomic_file, atomic_save, load, pack_training_state, save_figure,
+                         unpack_training_state, write_error)
 from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, subset
-from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError
+from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError, WriteError
 from .registry import create_model, get_model_info
 from .segmentation import IGNORE, confusion, is_segmentation, load_segmentation, scores
 from .weights import check_state_dict, load_into, weights_kind
@@ -1152,13 +1154,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
     steps_done = resumed["steps_done"] or (first_epoch - 1) * steps_per_epoch
     stop = _StopRequest()
 
+    def place(epoch_done: int, step_in_epoch: int) -> str | None:  # where a checkpoint stands, in words
+        return (f"of epoch {epoch_done + 1}, step {step_in_epoch}" if step_in_epoch
+                else f"after epoch {epoch_done}" if epoch_done else None)
+
+    kept = place(first_epoch - 1, resumed["step_in_epoch"])  # the newest resumable checkpoint
+
     def save_checkpoint(epoch_done: int, extra: dict, tensors: dict | None = None) -> None:
+        nonlocal kept
         packed, meta = pack_training_state(model, opt, schedule, epoch_done, gen,
                                            {"config": resolved, "history": history, "best": best,
                                             "steps_done": steps_done, "time": time.perf_counter() - start, **extra})
         atomic_save({**packed, **(tensors or {})}, run / "checkpoint.safetensors", meta)
+        kept = place(epoch_done, extra.get("step_in_epoch", 0))
 
-    with stop:
+    with stop, _say_how_to_resume(cfg, run, lambda: kept):
         for epoch in range(first_epoch, cfg.epochs + 1):
             model.train()
             for m in frozen:  # fixed layers keep their batch-norm statistics and drop nothing
@@ -1237,8 +1247,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 x, y = eval_batches(train_data, min(256, cfg.batch_size)).__next__()
                 stats = layer_statistics(model, x, y)
                 if writes:
-                    with open(run / "layer_stats.jsonl", "a") as f:
-                        f.writelines(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats)
+                    append_text(run / "layer_stats.jsonl", "".join(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats))
                 grads = [f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None]
                 log("gradient norms, input to output: " + ", ".join(grads))
             with autocast:
@@ -1250,9 +1259,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                    "images_per_s": min((taken - first_step) * cfg.batch_size, len(train_data)) / train_seconds,
                    "time": time.perf_counter() - start}
             history.append(row)
-            if writes:
-                with open(run / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            if writes:  # rewritten whole (a few kB): a full disk cannot leave half a line
+                _write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
                 if board is not None:
                     for key, value in row.items():
                         if key != "epoch":
@@ -1281,6 +1289,19 @@ def train(cfg: TrainConfig, log=print) -> dict:
         dist.destroy_process_group()
     return {"test": {k[5:]: v for k, v in history[-1].items() if k.startswith("test_")},
             "history": history, "model": model}
+
+
+@contextmanager
+def _say_how_to_resume(cfg: "TrainConfig", run: Path | None, kept):
+    """A write that fails mid-run (a full disk) stops training: the newest checkpoint is whole,
+    so the error says which one it is and how to go on from it."""
+    try:
+        yield
+    except WriteError as e:
+        where = kept()
+        raise write_error(e.path, e.problem, "training stopped; " + (
+            f"the checkpoint {where} is kept: make room, then resume with: cnnlab train {cfg.model} --out {run} --resume"
+            if where else "no checkpoint had been written yet: make room and start again")) from None
 
 
 def plot_history(history: list[dict], path: Path) -> None:
@@ -1313,9 +1334,7 @@ def plot_history(history: list[dict], path: Path) -> None:
     for ax in (a, b, c):
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    with atomic_file(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from .checkpoint import load
+from .checkpoint import load, write_problem
 from .errors import WeightsError
 from .registry import create_model
 
@@ -113,6 +113,9 @@ def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
         except RuntimeError as e:  # torch.hub: "invalid hash value" (the temporary file is removed)
             raise WeightsError(f"{info.url}: {e}; nothing was saved") from None
         except OSError as e:
+            if problem := write_problem(e, directory):
+                raise WeightsError(f"{info.model}: cannot save {info.filename} in {directory}: {problem}; free some "
+                                   "space or set CNNLAB_WEIGHTS to another folder") from None
             raise WeightsError(f"{info.model}: cannot download {info.url} ({e}); give a local copy: "
                                "--weights PATH") from None
         return path

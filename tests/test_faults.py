@@ -219,3 +219,114 @@ def test_an_unreadable_image_to_predict_is_one_clear_error(tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     with pytest.raises(DatasetError, match="digit.png: not a readable image"):
         image_input(bad, {"input_size": [1, 28, 28], "mean": [0.1307], "std": [0.3081]})
+
+
+
+def full_disk_on(call: int, real_save):
+    """A stand-in for safetensors' save_file whose `call`-th write fills the disk: it writes part
+    of the file, then fails the way safetensors reports ENOSPC."""
+    from safetensors import SafetensorError
+    calls = []
+
+    def save_file(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == call:
+            Path(path).write_bytes(b"\0" * 1000)
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        real_save(tensors, path, metadata=metadata)
+    return save_file
+
+
+@pytest.mark.slow
+def test_a_full_disk_mid_run_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path, reference, monkeypatch,
+                                                                                capsys):
+    import cnnlab.checkpoint as C
+    from cnnlab.cli import main
+    run, real = tmp_path / "run", C.save_file
+    monkeypatch.setattr(C, "save_file", full_disk_on(5, real))  # checkpoints at steps 20, 40, 60, 80, then 100
+    assert main(["train", "mlp", "--dataset", "mnist", "--data-dir", str(DATA), "--out", str(run), *ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"cnnlab: error: {run / 'checkpoint.safetensors'}: not written, no space left on the device; "
+                       "training stopped; the checkpoint of epoch 1, step 80 is kept: make room, then resume with: "
+                       f"cnnlab train mlp --out {run} --resume")
+    assert not any("Traceback" in line for line in err)
+    assert not list(run.glob("tmp*"))  # the partial file is gone
+    assert steps_saved(run) == 80  # the checkpoint before it is whole
+    monkeypatch.setattr(C, "save_file", real)  # room made
+    assert main(["train", "mlp", "--out", str(run), "--resume"]) == 0
+    final = cnnlab.load_model(run).state_dict()
+    assert all(torch.equal(final[k], v) for k, v in reference[0].items())  # as if nothing had happened
+
+
+def test_a_full_disk_while_caching_a_decoded_dataset_only_costs_the_cache(tmp_path, monkeypatch, capsys):
+    import shutil as sh
+
+    import cnnlab.checkpoint as C
+    import cnnlab.data as D
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    source = tmp_path / "images.bin"
+    source.write_bytes(b"decoded once")
+    split = D.Split(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), ("a", "b", "c", "d"))
+
+    def filling(obj, f):  # torch.save on a full disk: part of the file, then an error of its own words
+        Path(f).write_bytes(b"\0" * 100)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 960 vs 854")
+    monkeypatch.setattr(D.torch, "save", filling)
+    monkeypatch.setattr(C.shutil, "disk_usage", lambda p: sh._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
+    got = D._from_disk_cache(source, "toy-test", lambda: split)
+    assert got is split  # the data itself is fine
+    assert capsys.readouterr().err.strip() == (
+        f"cnnlab: note: the decoded toy-test was not cached in {D.cache_dir()} (no space left on the device); "
+        "it will be decoded again next time")
+    assert list(D.cache_dir().iterdir()) == []  # no partial file left to fill the disk further
+
+
+@pytest.mark.parametrize("code, words", [(28, "no space left on the device; free some space or write elsewhere"),
+                                         (30, "read-only file system; write elsewhere")])
+def test_a_file_that_cannot_be_written_is_one_line_and_changes_nothing(tmp_path, code, words):
+    from cnnlab.checkpoint import atomic_file
+    from cnnlab.errors import WriteError
+    target = tmp_path / "report.json"
+    target.write_text("the old report")
+    with pytest.raises(WriteError) as e:
+        with atomic_file(target) as tmp:
+            Path(tmp).write_text("half of the new")
+            raise OSError(code, os.strerror(code))
+    assert str(e.value).startswith(f"{target}: not written, {words}")
+    assert isinstance(e.value, OSError) and isinstance(e.value, CnnlabError)
+    assert target.read_text() == "the old report" and [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_the_command_line_names_a_full_disk_in_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import cnnlab.export as X
+    from cnnlab.cli import main
+    out = tmp_path / "m.onnx"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out))
+    monkeypatch.setattr(X, "export", full)
+    assert main(["export", "lenet5", "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (f"cnnlab: error: {out}: no space left on device; "
+                                               "free some space or write elsewhere")
+
+
+def test_a_download_onto_a_full_disk_says_so(tmp_path, monkeypatch):
+    import errno
+
+    import cnnlab.data as D
+    from cnnlab.errors import DatasetError
+    monkeypatch.setenv("CNNLAB_OFFLINE", "0")
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"official content")
+
+    def full(src, dst):
+        dst.write(b"offi")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(D.shutil, "copyfileobj", full)
+    dest = tmp_path / "data" / "file.bin"
+    with pytest.raises(DatasetError, match=r"cannot save .*source.bin in .*data: no space left on the device; "
+                                           r"free some space or choose another data folder"):
+        D.download(source.as_uri(), dest, "0" * 32)
+    assert not list(dest.parent.iterdir())

@@ -43,14 +43,14 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-def write_problem(error: BaseException, folder: Path, full: bool | None = None) -> str | None:
-    """Why a write into `folder` failed, in words, when the cause is the place and not the data:
-    a full disk (libraries such as torch.save and safetensors report it in their own words, so
-    the free space is checked too), a read-only or forbidden folder. None for anything else."""
+def write_problem(error: BaseException, full: bool = False) -> str | None:
+    """Why a write failed, in words, when the cause is the place and not the data: a full disk, a
+    read-only or forbidden folder; None for anything else. Libraries such as torch.save report a
+    full disk in their own words, so a writer that knows the disk filled up says so (`full`)."""
     code = getattr(error, "errno", None)
     if code is None and f"(os error {errno.ENOSPC})" in str(error):  # safetensors: an io::Error in words
         code = errno.ENOSPC
-    if code in (errno.ENOSPC, errno.EDQUOT) or (full if full is not None else _nearly_full(folder)):
+    if code in (errno.ENOSPC, errno.EDQUOT) or full:
         return "no space left on the device"
     if code in (errno.EROFS, errno.EACCES, errno.EPERM):
         return os.strerror(code).lower()
@@ -76,7 +76,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".part"):
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp", suffix=suffix)
     except OSError as e:
-        raise write_error(path, write_problem(e, path.parent) or e.strerror.lower()) from None
+        raise write_error(path, write_problem(e) or e.strerror.lower()) from None
     os.close(fd)
     try:
         yield tmp
@@ -86,7 +86,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".part"):
     except Exception as e:
         full = _nearly_full(path.parent)  # measured while the partial file still takes its space
         Path(tmp).unlink(missing_ok=True)
-        problem = write_problem(e, path.parent, full)
+        problem = write_problem(e, full)
         if problem and not isinstance(e, WriteError):
             raise write_error(path, problem) from None
         raise
@@ -114,7 +114,7 @@ def append_text(path: Path, text: str) -> None:
         with open(path, "a") as f:
             f.write(text)
     except OSError as e:
-        raise write_error(path, write_problem(e, path.parent) or e.strerror.lower()) from None
+        raise write_error(path, write_problem(e) or e.strerror.lower()) from None
 
 
 def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:

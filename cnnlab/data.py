@@ -133,7 +133,7 @@ def download(url: str, dest: Path, md5: str) -> None:
             os.fsync(tmp.fileno())
         except OSError as e:
             os.unlink(tmp.name)
-            if problem := write_problem(e, dest.parent):
+            if problem := write_problem(e):
                 raise DatasetError(f"cannot save {url} in {dest.parent}: {problem}; free some space or choose "
                                    "another data folder (--data-dir or CNNLAB_DATA)") from None
             raise DatasetError(f"cannot download {url}: {e}") from None
@@ -381,9 +381,11 @@ def _from_disk_cache(source: Path, key: str, build) -> Split:
     split = build()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()  # torch.save into a file that fills the disk can abort the process: write it here
+        torch.save({"images": split.images, "labels": split.labels, "classes": list(split.classes)}, buffer)
         with atomic_file(cache) as tmp:
-            torch.save({"images": split.images, "labels": split.labels, "classes": list(split.classes)}, tmp)
-    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError of its own
+            Path(tmp).write_bytes(buffer.getbuffer())
+    except OSError as e:
         why = getattr(e, "problem", None) or getattr(e, "strerror", None) or str(e).splitlines()[0]
         print(f"cnnlab: note: the decoded {key} was not cached in {cache.parent} ({why}); "
               "it will be decoded again next time", file=sys.stderr)

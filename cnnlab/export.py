@@ -6,6 +6,7 @@ N free. An ONNX file carries the run's preprocessing in its metadata (model, mea
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -64,7 +65,9 @@ def export(source: str, fmt: str, out: str | os.PathLike, weights: str | None = 
                 warnings.simplefilter("ignore", FutureWarning)  # checks trace as constants: both fine here
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(model, x)
-                traced.save(tmp)
+                buffer = io.BytesIO()  # a failing file write inside torch aborts the process: write it here
+                torch.jit.save(traced, buffer)
+            Path(tmp).write_bytes(buffer.getvalue())
     result = {"file": str(out), "format": fmt, "model": cfg["model"], "input_size": cfg["input_size"],
               "bytes": out.stat().st_size}
     if check:

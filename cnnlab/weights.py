@@ -113,7 +113,7 @@ def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
         except RuntimeError as e:  # torch.hub: "invalid hash value" (the temporary file is removed)
             raise WeightsError(f"{info.url}: {e}; nothing was saved") from None
         except OSError as e:
-            if problem := write_problem(e, directory):
+            if problem := write_problem(e):
                 raise WeightsError(f"{info.model}: cannot save {info.filename} in {directory}: {problem}; free some "
                                    "space or set CNNLAB_WEIGHTS to another folder") from None
             raise WeightsError(f"{info.model}: cannot download {info.url} ({e}); give a local copy: "

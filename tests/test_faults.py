@@ -259,26 +259,28 @@ def test_a_full_disk_mid_run_keeps_the_last_checkpoint_and_says_how_to_resume(tm
 
 
 def test_a_full_disk_while_caching_a_decoded_dataset_only_costs_the_cache(tmp_path, monkeypatch, capsys):
-    import shutil as sh
+    import errno
 
-    import cnnlab.checkpoint as C
     import cnnlab.data as D
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     source = tmp_path / "images.bin"
     source.write_bytes(b"decoded once")
     split = D.Split(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), ("a", "b", "c", "d"))
+    real = Path.write_bytes
 
-    def filling(obj, f):  # torch.save on a full disk: part of the file, then an error of its own words
-        Path(f).write_bytes(b"\0" * 100)
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 960 vs 854")
-    monkeypatch.setattr(D.torch, "save", filling)
-    monkeypatch.setattr(C.shutil, "disk_usage", lambda p: sh._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
+    def filling(self, data):  # the disk fills up after a part of the file
+        real(self, bytes(data)[:100])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+    monkeypatch.setattr(Path, "write_bytes", filling)
     got = D._from_disk_cache(source, "toy-test", lambda: split)
     assert got is split  # the data itself is fine
     assert capsys.readouterr().err.strip() == (
         f"cnnlab: note: the decoded toy-test was not cached in {D.cache_dir()} (no space left on the device); "
         "it will be decoded again next time")
     assert list(D.cache_dir().iterdir()) == []  # no partial file left to fill the disk further
+    monkeypatch.setattr(Path, "write_bytes", real)  # with room, the next load caches it
+    D._from_disk_cache(source, "toy-test", lambda: split)
+    assert len(list(D.cache_dir().glob("toy-test-*.pt"))) == 1
 
 
 @pytest.mark.parametrize("code, words", [(28, "no space left on the device; free some space or write elsewhere"),
@@ -330,3 +332,22 @@ def test_a_download_onto_a_full_disk_says_so(tmp_path, monkeypatch):
                                            r"free some space or choose another data folder"):
         D.download(source.as_uri(), dest, "0" * 32)
     assert not list(dest.parent.iterdir())
+
+
+def test_a_torchscript_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    """torch.jit.save into a file on a full disk aborts the whole process (an error thrown in a
+    destructor), so the file is serialised in memory and written by cnnlab."""
+    import errno
+
+    from cnnlab.errors import WriteError
+    from cnnlab.export import export
+    real = Path.write_bytes
+
+    def filling(self, data):
+        real(self, bytes(data)[:100])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+    monkeypatch.setattr(Path, "write_bytes", filling)
+    out = tmp_path / "lenet5.pt"
+    with pytest.raises(WriteError, match=f"^{out}: not written, no space left on the device"):
+        export("lenet5", "torchscript", out)
+    assert list(tmp_path.iterdir()) == []

@@ -235,6 +235,19 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+def open_image(source, mode: str):
+    """A PIL image in `mode` ("RGB" or "L") from a path or file object. PIL converts 16-bit and
+    32-bit integer greyscale (16-bit PNGs, TIFFs) by clipping at 255, so a dark 16-bit image
+    would read as white; those are scaled instead, 65535 to 255."""
+    from PIL import Image
+
+    img = Image.open(source)
+    if img.mode.startswith("I;16") or img.mode == "I":
+        scaled = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+        img = Image.fromarray(scaled, "L")
+    return img.convert(mode)
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """Images in one sub-folder per class, in a folder or a zip file, streamed through PIL.
 
@@ -277,8 +290,6 @@ class ImageFolder(torch.utils.data.Dataset):
         return len(self.samples)
 
     def read(self, i: int):
-        from PIL import Image
-
         name = self.prefix + self.samples[i][0]
         if self.root.is_dir():
             data = (self.root / name).read_bytes()
@@ -287,7 +298,7 @@ class ImageFolder(torch.utils.data.Dataset):
                 self._zip = zipfile.ZipFile(self.root)
             data = self._zip.read(name)
         try:
-            return Image.open(io.BytesIO(data)).convert("RGB")
+            return open_image(io.BytesIO(data), "RGB")
         except Exception as e:  # noqa: BLE001  (any file content: PIL raises OSError, ValueError, SyntaxError, ...)
             raise DatasetError(f"{self.root}/{name}: not a readable image ({type(e).__name__}: {e})") from None
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .checkpoint import atomic_file, load, save_figure
 from .errors import CnnlabError, DatasetError, WeightsError
+from .data import open_image
 from .train import DeviceData, eval_batch_size, eval_batches, fits_by_padding, load_model, make_data, pick_device
 
 
@@ -232,7 +233,7 @@ def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None =
     c, h, w = cfg["input_size"]
     ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
     try:
-        img = Image.open(path).convert("L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
+        img = open_image(path, "L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
     except Exception as e:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, ... on bad files)
         raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]

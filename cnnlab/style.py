@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .checkpoint import atomic_file
 from .errors import CnnlabError, DatasetError
+from .data import open_image
 from .registry import create_model
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # Gatys et al., Fig. 2
@@ -124,7 +125,7 @@ def read_image(path: str | os.PathLike, size: int) -> Tensor:
     from PIL import Image
 
     try:
-        img = Image.open(path).convert("RGB")
+        img = open_image(path, "RGB")
     except Exception as e:  # noqa: BLE001  (PIL raises many types on bad files)
         raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     scale = size / max(img.size)

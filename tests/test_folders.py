@@ -127,3 +127,30 @@ def test_class_subsets_of_a_folder(photo_folders, tmp_path, monkeypatch):
     assert result["model"].fc.out_features == 2
     ev = evaluate_runs([tmp_path / "run"])
     assert ev["per_class"].keys() == {"ship", "cat"} and ev["images"] == 20  # all their test images
+
+
+def test_16_bit_greyscale_images_are_scaled_not_clipped(tmp_path):
+    """PIL's own conversion clips 16-bit values at 255 (a dark scan would read as white)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cnnlab.evaluate import image_input
+    levels = np.arange(28 * 28, dtype=np.float64).reshape(28, 28) / (28 * 28 - 1)  # 0 .. 1
+    eight = np.rint(levels * 255).astype(np.uint8)
+    for cls in ("dark", "light"):
+        (tmp_path / cls).mkdir()
+        Image.fromarray(eight).save(tmp_path / cls / "8.png")
+        Image.fromarray((eight.astype(np.uint16) * 257)).save(tmp_path / cls / "16.png")  # the same levels
+        Image.fromarray(eight.astype(np.int32) * 257).save(tmp_path / cls / "32.tif")  # PIL mode "I"
+    assert Image.open(tmp_path / "dark" / "16.png").mode == "I;16"
+    pictures = {}
+    for train in (True, False):  # a flat folder is split between the two by a hash of the names
+        folder = ImageFolder(tmp_path, train)
+        pictures.update({name: np.asarray(folder.read(i)) for i, (name, _) in enumerate(folder.samples)})
+    assert len(pictures) == 6
+    assert np.array_equal(pictures["dark/16.png"], pictures["dark/8.png"])
+    assert np.array_equal(pictures["dark/32.tif"], pictures["dark/8.png"])
+    assert pictures["dark/16.png"][..., 0].tolist() == eight.tolist()  # grey, as RGB
+    cfg = {"input_size": [1, 28, 28], "mean": [0.0], "std": [1.0]}
+    assert torch.equal(image_input(tmp_path / "dark" / "16.png", cfg), image_input(tmp_path / "dark" / "8.png", cfg))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import shutil
 import sys
@@ -434,6 +435,9 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
                                                         f"; choose from {', '.join(DATASETS)}"))
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tuple[str, ...]]:
     """A numeric CSV table with a header: the other columns as features (float32, N x F) and
     `target` as the value to predict (float32, N). Rows keep their order (time series stay so)."""
@@ -441,24 +445,39 @@ def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tupl
 
     path = Path(path)
     try:
-        with open(path, newline="") as f:
-            rows = list(csv_module.reader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark is no name
+            text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot be read as CSV ({e})") from None
-    if len(rows) < 3:
+    try:  # commas, or the semicolons and tabs of spreadsheets in many languages
+        delimiter = csv_module.Sniffer().sniff("\n".join(text.splitlines()[:20]), delimiters=",;\t").delimiter
+    except csv_module.Error:
+        delimiter = ","
+    try:  # blank lines (one at the end, say) are no rows
+        lines = [(i, row) for i, row in enumerate(csv_module.reader(io.StringIO(text, newline=""), delimiter=delimiter),
+                                                  start=1) if row]
+    except csv_module.Error as e:
+        raise DatasetError(f"{path}: not a readable CSV table ({e})") from None
+    if len(lines) < 3:
         raise DatasetError(f"{path}: needs a header row and at least two data rows")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in lines[0][1]]
     if target not in header:
         raise DatasetError(f"{path}: no column {target!r}; columns: {', '.join(header)}")
-    values = np.empty((len(rows) - 1, len(header)), dtype=np.float32)
-    for i, row in enumerate(rows[1:], start=2):
+    values = np.empty((len(lines) - 1, len(header)), dtype=np.float32)
+    for r, (i, row) in enumerate(lines[1:]):
         if len(row) != len(header):
             raise DatasetError(f"{path}, line {i}: {len(row)} values for {len(header)} columns")
         for j, cell in enumerate(row):
             try:
-                values[i - 2, j] = float(cell)
+                value = float(cell)
             except ValueError:
-                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number") from None
+                comma = "," in cell and cell.replace(",", ".", 1).replace(".", "", 1).strip().lstrip("+-").isdigit()
+                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number"
+                                   + (" (a decimal comma? write a point)" if comma else "")) from None
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a finite number"
+                                   + (" (beyond float32)" if math.isfinite(value) else ""))
+            values[r, j] = value
     t = header.index(target)
     features = np.delete(values, t, axis=1)
     names = tuple(h for k, h in enumerate(header) if k != t)

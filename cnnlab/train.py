@@ -526,7 +526,10 @@ def table_data(path: str, target: str, device: torch.device) -> tuple[TableData,
 
     features, targets, _ = load_csv(path, target)
     cut = max(1, int(0.8 * len(targets)))
-    mean, std = features[:cut].mean(0), features[:cut].std(0).clamp_min(1e-8)
+    # scikit-learn's StandardScaler: the population std, and 1 for a column constant in training
+    # (1e-8 would blow a test row's other value up to ~1e8; the sample std of one row is NaN)
+    mean, std = features[:cut].mean(0), features[:cut].std(0, correction=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
     return (TableData(features[:cut], targets[:cut], mean, std, device),
             TableData(features[cut:], targets[cut:], mean, std, device), mean, std)
 

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import stat
 
@@ -352,6 +353,43 @@ def test_csv_errors(tmp_path):
         load_csv(bad, "z")
     with pytest.raises(CnnlabError, match="give --target COLUMN and --loss mse"):
         train(TrainConfig(model="mlp", dataset=f"csv:{bad}", loss="ce", target="y"))
+    for cell, why in (("nan", "is not a finite number"), ("-inf", "is not a finite number"),
+                      ("1e50", r"is not a finite number \(beyond float32\)"),
+                      ("2,5", r"is not a number \(a decimal comma\? write a point\)")):
+        bad.write_text(f"a;b;y\n1;2;3\n4;{cell};6\n7;8;9\n")  # a NaN trained to a NaN loss, blamed on the lr
+        with pytest.raises(DatasetError, match=f"bad.csv, line 3, column 'b': '{cell}' {why}"):
+            load_csv(bad, "y")
+
+
+def test_csv_files_as_spreadsheets_write_them(tmp_path):
+    """A byte-order mark, CRLF line ends, semicolons or tabs between values, a blank last line."""
+    from cnnlab.data import load_csv
+    table = [["a", "b", "y"], ["1", "2", "3"], ["4", "5.5", "6"], ["7", "8", "9"]]
+    expected = (torch.tensor([[1, 2], [4, 5.5], [7, 8]]), torch.tensor([3.0, 6, 9]), ("a", "b"))
+    for name, text in (("bom.csv", "\ufeff" + "\r\n".join(",".join(r) for r in table) + "\r\n"),
+                       ("semicolons.csv", "\n".join(";".join(r) for r in table) + "\n"),
+                       ("tabs.tsv", "\n".join("\t".join(r) for r in table) + "\n\n")):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        features, targets, names = load_csv(path, "y")
+        assert torch.equal(features, expected[0]) and torch.equal(targets, expected[1]) and names == expected[2], name
+        assert load_csv(path, "a")[2] == ("b", "y")  # the first column's name carries no byte-order mark
+
+
+def test_the_smallest_table_and_a_constant_column_train_to_finite_numbers(tmp_path):
+    """Two rows leave one for training: its sample std was NaN. A column constant in the training
+    rows was divided by 1e-8, so another value in a test row became ~1e8."""
+    from cnnlab.train import table_data
+    two = tmp_path / "two.csv"
+    two.write_text("a,b,y\n1,2,3\n4,5,6\n")
+    result = train(TrainConfig(model="mlp", dataset=f"csv:{two}", loss="mse", target="y", epochs=1), log=lambda line: None)
+    assert math.isfinite(result["test"]["rmse"])
+    constant = tmp_path / "constant.csv"
+    constant.write_text("a,b,y\n" + "".join(f"{i},7,{i}\n" for i in range(8)) + "8,9,8\n9,9,9\n")
+    train_rows, test_rows, mean, std = table_data(str(constant), "y", torch.device("cpu"))
+    assert std.tolist() == [pytest.approx(torch.arange(8.0).std(correction=0).item()), 1.0]  # StandardScaler's
+    assert mean.tolist() == [3.5, 7.0]
+    assert test_rows.x[:, 1].tolist() == [2.0, 2.0]  # (9 - 7) / 1
 
 
 @pytest.mark.slow

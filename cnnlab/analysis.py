@@ -124,6 +124,7 @@ class Analysis:
     layers: list[LayerRow]
     totals: dict[str, int] = field(default_factory=dict)
     output_shape: tuple[int, ...] = ()
+    unused: tuple[str, ...] = ()  # modules with parameters that this mode does not run
 
     def breakdown(self) -> dict[str, dict[str, int]]:
         """Parameters and MACs by layer kind (conv, fc, norm, pool, other)."""
@@ -136,7 +137,7 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "input_size": list(self.input_size), "batch_size": self.batch_size,
                 "dtype": self.dtype, "mode": self.mode, "output_shape": list(self.output_shape), "units": UNITS, "totals": self.totals,
-                "breakdown": self.breakdown(), "layers": [asdict(r) for r in self.layers]}
+                "breakdown": self.breakdown(), "unused": list(self.unused), "layers": [asdict(r) for r in self.layers]}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -176,6 +177,9 @@ class Analysis:
         split = ", ".join(f"{k} {100 * v['params'] / total_p:.1f}% params / {100 * v['macs'] / total_m:.1f}% MACs"
                           for k, v in kinds.items() if v["params"] or v["macs"])
         summary.append("by kind: " + split)
+        if t.get("unused_params"):
+            summary.append(f"not run in {self.mode} mode: {t['unused_params']:,} params "
+                           f"({100 * t['unused_params'] / total_p:.1f}%) in {', '.join(self.unused)}")
         if fmt == "markdown":
             lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
             lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -529,9 +533,18 @@ def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None =
         "depth": max((tracer.info[id(t)][2] for t in _flat([output]) if id(t) in tracer.info), default=0),
     }
     totals["flops"] = 2 * totals["macs"]
+    # parameters of modules this mode does not run (GoogLeNet's auxiliary classifiers in eval mode)
+    idle = {n: p for n, p in model.named_parameters() if id(state[n]) not in seen_params}  # the call used `state`
+    totals["unused_params"] = sum(p.numel() for p in idle.values())
+    modules = dict(model.named_modules())
+
+    def all_idle(name: str) -> bool:
+        names = [f"{name}.{n}" if name else n for n, _ in modules[name].named_parameters()]
+        return bool(names) and all(n in idle for n in names)
+    unused = tuple(n for n in modules if n and all_idle(n) and not all_idle(n.rsplit(".", 1)[0] if "." in n else ""))
     first = next((t for t in _flat([output]) if isinstance(t, Tensor)), None)
     return Analysis(name, input_size, batch_size, str(dtype).replace("torch.", ""), mode, rows, totals,
-                    tuple(first.shape) if first is not None else ())
+                    tuple(first.shape) if first is not None else (), unused)
 
 
 def _module_kind(module: nn.Module) -> str:

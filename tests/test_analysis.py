@@ -13,6 +13,7 @@ import cnnlab
 from cnnlab.analysis import (analyze, conv_output_size, conv_params, conv_transpose_output_size,
                              pool_output_size, receptive_field, training_memory)
 from cnnlab.errors import CnnlabError, ConvArithmeticError
+from cnnlab.registry import list_models
 from cnnlab.models import InceptionModule
 
 # The lectures' (CS231n) VGG-16 table: memory of the input and of every conv and pool output.
@@ -98,6 +99,37 @@ def test_googlenet_train_mode_adds_the_auxiliary_heads():
     assert any(r.name == "aux1.adaptive_avg_pool2d" for r in train.layers)  # a functional op, by name
     assert eval_.totals["depth"] == 22  # "22 layers deep when counting only layers with parameters"
     assert eval_.totals["params"] == train.totals["params"] == 13_378_280
+    # the auxiliary classifiers' parameters, by hand: 1x1 conv to 128, fc 2048 -> 1024, fc 1024 -> 1000
+    aux_params = sum(c * 128 + 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000 for c in (512, 528))
+    assert eval_.totals["unused_params"] == aux_params == 6_379_728 and eval_.unused == ("aux1", "aux2")
+    assert train.totals["unused_params"] == 0 and train.unused == ()
+    assert "not run in eval mode: 6,379,728 params (47.7%) in aux1, aux2" in eval_.table()
+    # the rows' parameters and the unused ones make up the whole model, in either mode
+    for a in (eval_, train):
+        assert sum(r.params for r in a.layers) + a.totals["unused_params"] == 13_378_280
+
+
+def test_every_zoo_model_runs_all_its_parameters_in_training():
+    """Nothing else in the zoo has parameters a forward pass leaves out (a layer defined and
+    never called would show here), and the rows account for every parameter."""
+    for name in list_models():
+        for mode in ("train", "eval"):
+            a = analyze(name, mode=mode)
+            assert a.totals["unused_params"] == (6_379_728 if name == "googlenet" and mode == "eval" else
+                                                 6_379_984 if name == "googlenet_bn" and mode == "eval" else 0), name
+            assert sum(r.params for r in a.layers) + a.totals["unused_params"] == a.totals["params"], name
+
+
+def test_a_layer_defined_but_never_called_is_named():
+    class Forgetful(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Linear(4, 3))
+
+        def forward(self, x):
+            return self.used(x)
+    a = analyze(Forgetful(), (4,))
+    assert a.totals["unused_params"] == 15 and a.unused == ("spare",)
 
 
 def test_residual_adds_and_functional_ops_are_rows():

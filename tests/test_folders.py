@@ -145,8 +145,8 @@ def test_16_bit_greyscale_images_are_scaled_not_clipped(tmp_path):
         Image.fromarray(eight.astype(np.int32) * 257).save(tmp_path / cls / "32.tif")  # PIL mode "I"
     assert Image.open(tmp_path / "dark" / "16.png").mode == "I;16"
     pictures = {}
-    for train in (True, False):  # a flat folder is split between the two by a hash of the names
-        folder = ImageFolder(tmp_path, train)
+    for training in (True, False):  # a flat folder is split between the two by a hash of the names
+        folder = ImageFolder(tmp_path, training)
         pictures.update({name: np.asarray(folder.read(i)) for i, (name, _) in enumerate(folder.samples)})
     assert len(pictures) == 6
     assert np.array_equal(pictures["dark/16.png"], pictures["dark/8.png"])

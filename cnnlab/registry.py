@@ -64,13 +64,25 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
-                 **kwargs) -> nn.Module:
+                 pretrained: bool = False, **kwargs) -> nn.Module:
     """Build a registered model; `num_classes=None` keeps the paper's number of classes.
 
     `weights`: None (the builder's initialisation), "imagenet" (torchvision's published weights,
-    from the cache or downloaded and sha256-checked), a folder holding that file, a weights file
+    from the cache or downloaded and sha256-checked; timm's `pretrained=True` and torchvision's
+    name "IMAGENET1K_V1" mean the same), a folder holding that file, a weights file
     (.safetensors or a PyTorch .pth state dict) or a cnnlab run. With `num_classes` different
     from the weights', the classifier is replaced by a new one (see cnnlab.weights)."""
+    if isinstance(weights, str) and weights.upper() == "IMAGENET1K_V1":
+        weights = "imagenet"
+    elif isinstance(weights, str) and (weights.upper() == "DEFAULT" or weights.upper().startswith("IMAGENET1K_")):
+        raise ModelArgumentError(f"{name}: weights={weights!r} is a torchvision name that cnnlab does not serve; "
+                                 "its published weights are weights='imagenet' (torchvision's IMAGENET1K_V1, the "
+                                 "papers' networks; DEFAULT may be a later recipe's)")
+    if pretrained:
+        if weights not in (None, "imagenet"):
+            raise ModelArgumentError(f"{name}: pretrained=True means weights='imagenet'; give one of the two, "
+                                     f"not weights={weights!r} as well")
+        weights = "imagenet"
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                     or num_classes < 1):
         raise ModelArgumentError(f"{name}: num_classes must be a whole number of at least 1, got {num_classes!r} "

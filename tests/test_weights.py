@@ -61,6 +61,8 @@ def test_imagenet_weights_download_once_then_load_offline(tmp_path, monkeypatch)
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
     again = cnnlab.create_model("resnet18", weights="imagenet").eval()
     assert torch.equal(again(x), model(x))
+    for alias in (dict(pretrained=True), dict(weights="IMAGENET1K_V1")):  # timm's and torchvision's words
+        assert torch.equal(cnnlab.create_model("resnet18", **alias).eval()(x), model(x)), alias
     head = cnnlab.create_model("resnet18", weights="imagenet", num_classes=10)  # transfer: a new classifier
     assert head.fc.out_features == 10 and torch.equal(head.conv1.weight, model.conv1.weight)
     cached = cache / file.name
@@ -70,6 +72,16 @@ def test_imagenet_weights_download_once_then_load_offline(tmp_path, monkeypatch)
     cached.unlink()
     with pytest.raises(WeightsError, match=r"not in .*cache and downloads are off .*--weights PATH"):
         cnnlab.create_model("resnet18", weights="imagenet")
+
+
+def test_weights_names_that_cnnlab_does_not_serve_are_refused():
+    from cnnlab.errors import ModelArgumentError
+    with pytest.raises(ModelArgumentError, match="weights='DEFAULT' is a torchvision name .* weights='imagenet'"):
+        cnnlab.create_model("resnet50", weights="DEFAULT")  # torchvision's DEFAULT is IMAGENET1K_V2 here
+    with pytest.raises(ModelArgumentError, match="weights='IMAGENET1K_V2' is a torchvision name"):
+        cnnlab.create_model("resnet50", weights="IMAGENET1K_V2")
+    with pytest.raises(ModelArgumentError, match="pretrained=True means weights='imagenet'; give one"):
+        cnnlab.create_model("resnet50", weights="my.pth", pretrained=True)
 
 
 def test_a_download_with_the_wrong_checksum_saves_nothing(tmp_path, monkeypatch):

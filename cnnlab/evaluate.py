@@ -316,8 +316,12 @@ def visualize_feature_maps(run: str | Path, image: str | Path, layer: str | None
     modules = dict(model.named_modules())
     layer = layer or first_conv(model)[0]
     if layer not in modules or not layer:
-        close = [n for n in modules if n and layer.split(".")[-1] in n][:5]
-        raise CnnlabError(f"no layer {layer!r} in {cfg['model']}" + (f"; e.g. {', '.join(close)}" if close else ""))
+        import difflib
+        convs = [n for n, m in modules.items() if "Conv" in type(m).__name__ and not list(m.children())]
+        close = ([n for n in modules if n and layer.split(".")[-1] in n] or difflib.get_close_matches(layer, modules))[:5]
+        raise CnnlabError(f"no layer {layer!r} in {cfg['model']}"
+                          + (f"; e.g. {', '.join(close)}" if close else
+                             f"; its convolutions: {', '.join(convs[:8])}{', ...' if len(convs) > 8 else ''}"))
     x = image_input(image, cfg, whitening(run, cfg, "cpu"))
     seen = {}
     handle = modules[layer].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))

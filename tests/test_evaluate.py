@@ -140,6 +140,9 @@ def test_visualize_filters_and_feature_maps(runs, tmp_path, capsys):
     assert main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"),
                  "--layer", "conv9"]) == 2
     assert "no layer 'conv9' in lenet5" in capsys.readouterr().err
+    assert main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"),
+                 "--layer", "nope"]) == 2
+    assert "no layer 'nope' in lenet5; its convolutions: c1, c3, c5" in capsys.readouterr().err  # what to give
     assert main(["visualize", str(runs[0][0]), "--filters"]) == 2  # an MLP has no convolution
     assert "no convolution" in capsys.readouterr().err
 

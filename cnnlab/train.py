@@ -259,8 +259,15 @@ def pick_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise CnnlabError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda"):  # mps, xla, ...: PyTorch names them, cnnlab is not built for them
+        raise CnnlabError(f"device {name!r} is not supported (cnnlab runs on CPUs and CUDA GPUs); "
+                          "use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CnnlabError("device cuda was asked for but CUDA is not available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise CnnlabError(f"device {name} was asked for but this machine has {count} GPU{'s' * (count != 1)} "
+                          f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})")
     return device
 
 

@@ -130,6 +130,8 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
     (["train", "lenet5", "--config", "/no/such.toml"], "config file /no/such.toml: No such file"),
     (["train", "lenet5", "--checkpoint-steps", "0"], "argument --checkpoint-steps: must be at least 1"),
     (["train", "lenet5", "--on-bad-image", "ignore"], "argument --on-bad-image: invalid choice: 'ignore'"),
+    (["train", "lenet5", "--device", "mps"], "device 'mps' is not supported (cnnlab runs on CPUs and CUDA GPUs)"),
+    (["train", "lenet5", "--device", "gpu"], "unknown device 'gpu'; use cpu, cuda, cuda:N or auto"),
     (["eval", "/no/such/run"], "/no/such/run: no such file"),
     (["predict", "/no/such/run", "x.png"], "/no/such/run"),
     (["visualize", "/no/such/run", "--filters"], "/no/such/run"),
@@ -173,3 +175,16 @@ def test_train_into_a_run_directory_is_refused_before_anything_is_printed(tmp_pa
                                  "model.safetensors; continue it with --resume, replace it with --overwrite, "
                                  "or choose another --out\n")
     assert (run / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_gpu_number_beyond_the_machine_is_named(monkeypatch):
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train import pick_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(CnnlabError, match=r"device cuda:2 was asked for but this machine has 2 GPUs \(cuda:0 to cuda:1\)"):
+        pick_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(CnnlabError, match=r"has 1 GPU \(cuda:0\)$"):
+        pick_device("cuda:1")

@@ -170,11 +170,15 @@ def non_negative_float(text: str) -> float:
     return _float(text, lambda v: v >= 0, "must not be negative")
 
 
+def fraction(text: str) -> float:
+    return _float(text, lambda v: 0 <= v < 1, "must be a fraction in [0, 1)")
+
+
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1", "l2", "schedule",
                "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
                "normalize", "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
                "checkpoint_steps", "checkpoint_minutes", "on_bad_image", "weights", "strategy", "freeze_until",
-               "head_lr_mult", "train_per_class", "test_per_class")
+               "head_lr_mult", "train_per_class", "test_per_class", "val_split", "early_stop")
 
 
 def key_value(text: str) -> tuple[str, object]:
@@ -534,6 +538,11 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", help="comma-separated class names: train and test on these only")
     p.add_argument("--train-per-class", type=positive_int, help="the first N training images of each class")
     p.add_argument("--test-per-class", type=positive_int, help="evaluate on the first N test images of each class")
+    p.add_argument("--val-split", type=fraction,
+                   help="hold out this fraction of the training images (the last of each class) for validation: "
+                        "the best model and early stopping go by it instead of the test set")
+    p.add_argument("--early-stop", type=positive_int, metavar="PATIENCE",
+                   help="stop after this many epochs without a better model (validation, else test)")
     p.add_argument("--model-kwargs", nargs="+", type=key_value, metavar="KEY=VALUE",
                    help="arguments of the model's builder, e.g. activation=tanh width=0.5 (values are JSON or text)")
 
@@ -712,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnlab models | head`: the reader has gone, as with any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush says nothing
+        return 128 + 13  # SIGPIPE
     except OSError as e:  # the place, not the program: a full disk, a forbidden or read-only folder
         if args.debug or e.errno not in PLACE_ERRORS:
             raise

@@ -317,6 +317,18 @@ class ImageFolder(torch.utils.data.Dataset):
     def __getstate__(self):  # zip handles do not cross process boundaries
         return {**self.__dict__, "_zip": None}
 
+    def split_off(self, fraction: float) -> "ImageFolder":
+        """Move a validation split of `fraction` (`held_out`) out of these images; return it."""
+        import copy
+
+        mask = held_out(self.labels, fraction)
+        val = copy.copy(self)
+        val.samples = [s for s, m in zip(self.samples, mask.tolist()) if m]
+        val.labels = self.labels[mask]
+        self.samples = [s for s, m in zip(self.samples, mask.tolist()) if not m]
+        self.labels = self.labels[~mask]
+        return val
+
     def select(self, classes=(), per_class: int | None = None) -> "ImageFolder":
         """Keep the images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at
         most the first `per_class` of each class in file-name order, as `subset` does for a Split."""
@@ -335,6 +347,27 @@ def subset(split: Split, classes=(), per_class: int | None = None) -> Split:
         return split
     idx, labels = pick(split.classes, split.labels, names, per_class, "this dataset")
     return Split(split.images[idx], labels, names)
+
+
+def held_out(labels: Tensor, fraction: float) -> Tensor:
+    """Which examples a validation split of `fraction` takes (a bool mask): the last
+    round(fraction x n) of each class in the dataset's order (stratified, and the same every
+    time), keeping at least one of each class for training; for segmentation masks or a table's
+    rows, the last round(fraction x N) examples."""
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    groups = ([(labels == c).nonzero().flatten() for c in labels.unique()] if labels.ndim == 1
+              and not labels.is_floating_point() else [torch.arange(len(labels))])
+    for idx in groups:
+        k = min(len(idx) - 1, max(1, round(fraction * len(idx)))) if len(idx) > 1 else 0
+        mask[idx[len(idx) - k:]] = True
+    return mask
+
+
+def split_off(split: Split, fraction: float) -> tuple[Split, Split]:
+    """(training part, validation part) of a training split, by `held_out`."""
+    mask = held_out(split.labels, fraction)
+    return (Split(split.images[~mask], split.labels[~mask], split.classes),
+            Split(split.images[mask], split.labels[mask], split.classes))
 
 
 def pick(classes: tuple[str, ...], labels: Tensor, names: tuple[str, ...], per_class: int | None,

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from . import __version__
 from .checkpoint import (append_text, atomic_file, atomic_save, load, pack_training_state, save_figure,
                          unpack_training_state, write_error)
-from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, subset
+from .data import IMAGENET_NORMALIZATION, ImageFolder, Split, collate_readable, load_dataset, split_off, subset
 from .errors import CnnlabError, DatasetError, TrainingDiverged, TrainingInterrupted, WeightsError, WriteError
 from .registry import create_model, get_model_info
 from .segmentation import IGNORE, confusion, is_segmentation, load_segmentation, scores
@@ -110,6 +110,10 @@ class TrainConfig:
     classes: tuple[str, ...] = ()  # train and test on these classes only (names), relabelled 0..k-1
     train_per_class: int | None = None  # the first N training images of each class (few labels)
     test_per_class: int | None = None  # evaluate on the first N test images of each class (quick checks)
+    # hold out this fraction of the training set (the last images of each class) as a validation
+    # set: the best model and early stopping then go by it instead of by the test set
+    val_split: float = 0.0
+    early_stop: int | None = None  # stop after this many epochs without a better best model (patience)
     data_dir: str | None = None
     model_kwargs: dict = field(default_factory=dict)
 
@@ -190,6 +194,10 @@ class TrainConfig:
         for name in ("train_per_class", "test_per_class"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise CnnlabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.val_split < 1:
+            raise CnnlabError(f"validation split must be a fraction in [0, 1), got {self.val_split}")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise CnnlabError(f"early stop patience must be at least 1 epoch, got {self.early_stop}")
         if self.normalize not in NORMALIZE:
             raise CnnlabError(f"normalize must be standard or center, got {self.normalize!r}")
         if self.normalize == "center" and self.dataset.startswith("csv:"):
@@ -528,17 +536,23 @@ class TableData:
         return self.x[idx], self.labels[idx]
 
 
-def table_data(path: str, target: str, device: torch.device) -> tuple[TableData, TableData, Tensor, Tensor]:
-    from .data import load_csv
+def table_data(path: str, target: str, device: torch.device, val_split: float = 0.0
+               ) -> tuple[TableData, TableData, Tensor, Tensor, TableData | None]:
+    """(training rows, test rows, mean, std, validation rows or None): the first 80 % of the rows
+    train and the rest test; a validation split takes the last of the training rows."""
+    from .data import held_out, load_csv
 
     features, targets, _ = load_csv(path, target)
     cut = max(1, int(0.8 * len(targets)))
+    train_x, train_y = features[:cut], targets[:cut]
+    val = held_out(train_y, val_split) if val_split else torch.zeros(cut, dtype=torch.bool)
     # scikit-learn's StandardScaler: the population std, and 1 for a column constant in training
     # (1e-8 would blow a test row's other value up to ~1e8; the sample std of one row is NaN)
-    mean, std = features[:cut].mean(0), features[:cut].std(0, correction=0)
+    mean, std = train_x[~val].mean(0), train_x[~val].std(0, correction=0)
     std = torch.where(std > 0, std, torch.ones_like(std))
-    return (TableData(features[:cut], targets[:cut], mean, std, device),
-            TableData(features[cut:], targets[cut:], mean, std, device), mean, std)
+    return (TableData(train_x[~val], train_y[~val], mean, std, device),
+            TableData(features[cut:], targets[cut:], mean, std, device), mean, std,
+            TableData(train_x[val], train_y[val], mean, std, device) if val.any() else None)
 
 
 def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128,
@@ -984,7 +998,7 @@ def refuse_existing_run(cfg: TrainConfig) -> None:
 # what a resumed run may do differently: where and how fast it runs, how often it saves, and
 # (with a schedule that does not depend on the run's length) how many epochs it trains
 RESUME_MAY_CHANGE = {"epochs", "device", "amp", "compile", "max_steps", "out", "resume", "overwrite",
-                     "checkpoint_steps", "checkpoint_minutes", "data_dir", "on_bad_image", "layer_stats",
+                     "checkpoint_steps", "checkpoint_minutes", "data_dir", "on_bad_image", "layer_stats", "early_stop",
                      "cnnlab_version", "git_hash"}
 LENGTH_FREE_SCHEDULES = ("none", "step", "exponential", "plateau")
 
@@ -1022,11 +1036,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     info = get_model_info(cfg.model)
     folder, table = cfg.dataset.startswith("folder:"), cfg.dataset.startswith("csv:")
+    val_data = None
     segmentation = is_segmentation(cfg.dataset)
     if table:
         if cfg.model != "mlp" or cfg.whiten or cfg.augment:
             raise CnnlabError("a csv: dataset trains the mlp model, without --whiten or --augment")
-        train_data, test_data, mean, std = table_data(cfg.dataset[4:], cfg.target, device)
+        train_data, test_data, mean, std, val_data = table_data(cfg.dataset[4:], cfg.target, device, cfg.val_split)
         cfg.model_kwargs = {**cfg.model_kwargs, "in_features": train_data.x.shape[1]}
         mean, std = mean.tolist(), std.tolist()
     else:
@@ -1049,6 +1064,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
         train_split = None if folder or table else subset(load_dataset(cfg.dataset, train=True, data_dir=cfg.data_dir),
                                                           cfg.classes, cfg.train_per_class)
     folder_train = ImageFolder(cfg.dataset[7:], True).select(cfg.classes, cfg.train_per_class) if folder else None
+    val_part = val_folder = None  # a validation split of the training images
+    if cfg.val_split and train_split is not None:
+        train_split, val_part = split_off(train_split, cfg.val_split)
+    elif cfg.val_split and folder:
+        val_folder = folder_train.split_off(cfg.val_split)
+    if cfg.val_split and not (len(val_part or ()) or len(val_folder or ()) or val_data is not None):
+        raise CnnlabError(f"a validation split of {cfg.val_split} leaves no example to validate on (each class keeps "
+                          "at least one for training): use more training data or --val-split 0")
     classes = folder_train.classes if folder else () if table else train_split.classes
     num_classes = len(classes) or 1  # a regression has one output
     weights = cfg.weights if cfg.strategy != "from-scratch" else None
@@ -1106,8 +1129,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
         raise CnnlabError("ZCA whitening needs a dataset held in memory, not an image folder")
     if cfg.augment and folder:
         raise CnnlabError("image folders use random resized crops and flips; --augment is for in-memory datasets")
-    if cfg.whiten:  # fitted on the training set, applied to both, saved for evaluation
+    if val_part is not None:
+        val_data = DeviceData(val_part, size, mean, std, device)
+    elif val_folder is not None:
+        val_data = FolderData(val_folder, False, size, mean, std, cfg.batch_size, device,
+                              on_bad_image=cfg.on_bad_image, log=log)
+    if cfg.whiten:  # fitted on the training set, applied to the others, saved for evaluation
         test_data.zca = train_data.fit_zca()
+        if val_data is not None:
+            val_data.zca = test_data.zca
     steps_per_epoch = 1 if cfg.overfit_batch else math.ceil(len(train_data) / cfg.batch_size)
     net = model
     if d.world > 1:
@@ -1178,8 +1208,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
         atomic_save({**packed, **(tensors or {})}, run / "checkpoint.safetensors", meta)
         kept = place(epoch_done, extra.get("step_in_epoch", 0))
 
+    if stopped := _stalled(history, cfg.early_stop):  # a resumed run that had already stopped early
+        log(_early_stop_line(stopped, cfg.early_stop, writes))
     with stop, _say_how_to_resume(cfg, run, lambda: kept):
-        for epoch in range(first_epoch, cfg.epochs + 1):
+        for epoch in range(first_epoch, cfg.epochs + 1 if not stopped else first_epoch):
             model.train()
             for m in frozen:  # fixed layers keep their batch-norm statistics and drop nothing
                 m.eval()
@@ -1262,9 +1294,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 log("gradient norms, input to output: " + ", ".join(grads))
             with autocast:
                 test = evaluate(model, test_data, d=d)
+                val = evaluate(model, val_data, d=d) if val_data is not None else {}
             row = {"epoch": epoch, "train_loss": train_loss,
                    **({} if table else {"train_top1": _all_reduce(correct, d).item() / seen_images(taken, cfg, train_data)}),
-                   **{f"test_{k}": v for k, v in test.items()},
+                   **{f"test_{k}": v for k, v in test.items()}, **{f"val_{k}": v for k, v in val.items()},
                    "lr": opt.param_groups[0]["lr"],
                    "images_per_s": min((taken - first_step) * cfg.batch_size, len(train_data)) / train_seconds,
                    "time": time.perf_counter() - start}
@@ -1276,21 +1309,23 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         if key != "epoch":
                             board.add_scalar(key, value, epoch)
                     board.flush()
-                score = test.get("miou", test.get("top1", -test["loss"]))  # mIoU, accuracy, -error of a regression
+                score = _score(row)
                 if best is None or score > best:
                     best = score
                     atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
                 save_checkpoint(epoch, {})
-            quality = (f"pixel accuracy {100 * test['top1']:.2f}%  mean IoU {100 * test['miou']:.2f}%" if "miou" in test
-                       else f"top-1 {100 * test['top1']:.2f}%  top-5 {100 * test['top5']:.2f}%" if "top1" in test
-                       else f"RMSE {test['rmse']:.4f}  MAE {test['mae']:.4f}")
-            log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}  test loss {test['loss']:.4f}  {quality}  "
-                f"{row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+            log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}"
+                + (f"  val loss {val['loss']:.4f}  {_quality(val)}" if val else "")
+                + f"  test loss {test['loss']:.4f}  {_quality(test)}  {row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+            if stopped := _stalled(history, cfg.early_stop):
+                log(_early_stop_line(stopped, cfg.early_stop, writes))
+                break
             if cfg.max_steps and steps_done >= cfg.max_steps:
                 log(f"stopped after {steps_done} steps (max steps)")
                 break
     if writes:
-        atomic_save(model.state_dict(), run / "model.safetensors", {"config": resolved, "epoch": cfg.epochs})
+        atomic_save(model.state_dict(), run / "model.safetensors",
+                    {"config": resolved, "epoch": history[-1]["epoch"] if history else cfg.epochs})
         plot_history(history, run / "curves.png")
     if board is not None:
         board.close()
@@ -1299,6 +1334,36 @@ def train(cfg: TrainConfig, log=print) -> dict:
         dist.destroy_process_group()
     return {"test": {k[5:]: v for k, v in history[-1].items() if k.startswith("test_")},
             "history": history, "model": model}
+
+
+def _score(row: dict) -> float:
+    """What makes a model the best so far: validation metrics when there is a validation split,
+    else the test set's; mean IoU, top-1 accuracy, or minus the loss of a regression."""
+    m = "val_" if "val_loss" in row else "test_"
+    return row.get(f"{m}miou", row.get(f"{m}top1", -row[f"{m}loss"]))
+
+
+def _stalled(history: list[dict], patience: int | None) -> dict | None:
+    """With early stopping: the best epoch's row once `patience` epochs have passed without a
+    better one (the first of equal scores counts), else None."""
+    if not patience or not history:
+        return None
+    best = max(range(len(history)), key=lambda i: _score(history[i]))
+    return history[best] if len(history) - 1 - best >= patience else None
+
+
+def _quality(m: dict) -> str:
+    return (f"pixel accuracy {100 * m['top1']:.2f}%  mean IoU {100 * m['miou']:.2f}%" if "miou" in m
+            else f"top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%" if "top1" in m
+            else f"RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}")
+
+
+def _early_stop_line(best: dict, patience: int, saved: bool) -> str:
+    on = "validation" if "val_loss" in best else "test"
+    what = "mean IoU" if "test_miou" in best else "top-1" if "test_top1" in best else "loss"
+    return (f"early stop: {on} {what} has not improved for {patience} epoch{'s' * (patience != 1)}; the best, epoch "
+            f"{best['epoch']} (test {_quality({k[5:]: v for k, v in best.items() if k.startswith('test_')})})"
+            + (", is in best.safetensors" if saved else ""))
 
 
 @contextmanager
@@ -1323,21 +1388,27 @@ def plot_history(history: list[dict], path: Path) -> None:
     epochs = [r["epoch"] for r in history]
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.2))
     a.plot(epochs, [r["train_loss"] for r in history], label="train")
+    val = "val_loss" in history[0]
+    if val:
+        a.plot(epochs, [r["val_loss"] for r in history], label="validation")
     a.plot(epochs, [r["test_loss"] for r in history], label="test")
     a.set_title("loss")
     a.legend()
-    if "test_miou" in history[0]:
-        b.plot(epochs, [100 * r["test_top1"] for r in history], label="pixel accuracy")
-        b.plot(epochs, [100 * r["test_miou"] for r in history], label="mean IoU")
-        b.set_title("test (%)")
-    elif "test_top1" in history[0]:
-        b.plot(epochs, [100 * r["test_top1"] for r in history], label="top-1")
-        b.plot(epochs, [100 * r["test_top5"] for r in history], label="top-5")
-        b.set_title("test accuracy (%)")
-    else:
-        b.plot(epochs, [r["test_rmse"] for r in history], label="RMSE")
-        b.plot(epochs, [r["test_mae"] for r in history], label="MAE")
-        b.set_title("test error")
+    for split in ("val", "test") if val else ("test",):
+        name = "validation " if split == "val" else ""
+        if "test_miou" in history[0]:
+            b.plot(epochs, [100 * r[f"{split}_top1"] for r in history], label=f"{name}pixel accuracy")
+            b.plot(epochs, [100 * r[f"{split}_miou"] for r in history], label=f"{name}mean IoU")
+        elif "test_top1" in history[0]:
+            b.plot(epochs, [100 * r[f"{split}_top1"] for r in history], label=f"{name}top-1")
+            b.plot(epochs, [100 * r[f"{split}_top5"] for r in history], label=f"{name}top-5")
+        else:
+            b.plot(epochs, [r[f"{split}_rmse"] for r in history], label=f"{name}RMSE")
+            b.plot(epochs, [r[f"{split}_mae"] for r in history], label=f"{name}MAE")
+    b.set_title("test (%)" if "test_miou" in history[0] else "test accuracy (%)" if "test_top1" in history[0]
+                else "test error")
+    if val:
+        b.set_title(b.get_title().replace("test", "validation and test"))
     b.legend()
     c.plot(epochs, [r["lr"] for r in history])
     c.set_title("learning rate (end of epoch)")

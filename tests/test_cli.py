@@ -130,6 +130,8 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
     (["train", "lenet5", "--config", "/no/such.toml"], "config file /no/such.toml: No such file"),
     (["train", "lenet5", "--checkpoint-steps", "0"], "argument --checkpoint-steps: must be at least 1"),
     (["train", "lenet5", "--on-bad-image", "ignore"], "argument --on-bad-image: invalid choice: 'ignore'"),
+    (["train", "lenet5", "--val-split", "1"], "argument --val-split: must be a fraction in [0, 1), got 1"),
+    (["train", "lenet5", "--early-stop", "0"], "argument --early-stop: must be at least 1, got 0"),
     (["train", "lenet5", "--device", "mps"], "device 'mps' is not supported (cnnlab runs on CPUs and CUDA GPUs)"),
     (["train", "lenet5", "--device", "gpu"], "unknown device 'gpu'; use cpu, cuda, cuda:N or auto"),
     (["eval", "/no/such/run"], "/no/such/run: no such file"),
@@ -188,3 +190,13 @@ def test_a_gpu_number_beyond_the_machine_is_named(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(CnnlabError, match=r"has 1 GPU \(cuda:0\)$"):
         pick_device("cuda:1")
+
+
+def test_a_reader_that_stops_early_is_no_traceback():
+    """`cnnlab models | head -1`: the pipe closes before cnnlab has written everything."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == "", err  # 128 + SIGPIPE, as other Unix tools end

@@ -154,3 +154,24 @@ def test_16_bit_greyscale_images_are_scaled_not_clipped(tmp_path):
     assert pictures["dark/16.png"][..., 0].tolist() == eight.tolist()  # grey, as RGB
     cfg = {"input_size": [1, 28, 28], "mean": [0.0], "std": [1.0]}
     assert torch.equal(image_input(tmp_path / "dark" / "16.png", cfg), image_input(tmp_path / "dark" / "8.png", cfg))
+
+
+def test_a_folder_validates_on_the_last_training_photos_of_each_class(photo_folders, tmp_path, monkeypatch):
+    images = ImageFolder(photo_folders / "split", True)  # 30 training photos of each of 3 classes
+    val = images.split_off(0.2)
+    assert len(images) == 72 and len(val) == 18
+    assert [n for n, _ in val.samples] == [f"{c}/{i:04d}.jpg" for c in CLASSES for i in range(24, 30)]
+    assert not {n for n, _ in images.samples} & {n for n, _ in val.samples}
+    import cnnlab.train
+    seen = []
+    real = cnnlab.train.FolderData.__init__
+
+    def spy(self, images, train, *args, **kwargs):
+        real(self, images, train, *args, **kwargs)
+        seen.append((train, len(self)))
+    monkeypatch.setattr(cnnlab.train.FolderData, "__init__", spy)
+    cfg = recipe("resnet20", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=8, lr=0.05, augment=(),
+                 train_per_class=10, val_split=0.3, out=str(tmp_path / "run"))
+    row = train(cfg, log=lambda line: None)["history"][0]
+    assert seen == [(True, 21), (False, 30), (False, 9)]  # training photos, the test folder, validation (eval transforms)
+    assert "val_top1" in row and "test_top1" in row

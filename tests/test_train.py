@@ -386,7 +386,7 @@ def test_the_smallest_table_and_a_constant_column_train_to_finite_numbers(tmp_pa
     assert math.isfinite(result["test"]["rmse"])
     constant = tmp_path / "constant.csv"
     constant.write_text("a,b,y\n" + "".join(f"{i},7,{i}\n" for i in range(8)) + "8,9,8\n9,9,9\n")
-    train_rows, test_rows, mean, std = table_data(str(constant), "y", torch.device("cpu"))
+    train_rows, test_rows, mean, std, _ = table_data(str(constant), "y", torch.device("cpu"))
     assert std.tolist() == [pytest.approx(torch.arange(8.0).std(correction=0).item()), 1.0]  # StandardScaler's
     assert mean.tolist() == [3.5, 7.0]
     assert test_rows.x[:, 1].tolist() == [2.0, 2.0]  # (9 - 7) / 1
@@ -493,3 +493,90 @@ def test_an_image_file_is_prepared_as_in_training(tmp_path, model_size):
     trained_on, _ = data.batch(torch.arange(1))
     cfg = {"input_size": list(size), "image_size": [3, 32, 32], "mean": mean, "std": std}
     assert torch.allclose(image_input(tmp_path / "x.png", cfg), trained_on, atol=1e-5)
+
+
+def test_a_validation_split_is_the_last_of_each_class_and_keeps_one_for_training():
+    from cnnlab.data import held_out
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1, 0, 2])  # five 0s, four 1s, one 2
+    mask = held_out(labels, 0.4)
+    assert mask.nonzero().flatten().tolist() == [5, 6, 7, 8]  # 0s: the last 2 of 5; 1s: 2 of 4; the lone 2 stays
+    assert held_out(labels, 0.01).sum() == 2  # at least one of each class that has two
+    masks = torch.zeros(10, 4, 4, dtype=torch.uint8)  # segmentation: whole images, the last ones
+    assert held_out(masks, 0.3).nonzero().flatten().tolist() == [7, 8, 9]
+    rows = torch.arange(10, dtype=torch.float32)  # a table's targets: the last rows (time order)
+    assert held_out(rows, 0.2).nonzero().flatten().tolist() == [8, 9]
+
+
+def test_a_validation_split_is_evaluated_each_epoch_beside_the_test_set(monkeypatch):
+    import cnnlab.train as T
+    sizes, real = [], T.DeviceData.__init__
+
+    def spy(self, split, *args, **kwargs):
+        real(self, split, *args, **kwargs)
+        sizes.append((len(split), torch.bincount(split.labels, minlength=10).tolist()))
+    monkeypatch.setattr(T.DeviceData, "__init__", spy)
+    common = dict(data_dir=str(DATA), epochs=2, train_per_class=50, test_per_class=20, schedule="none", lr=3e-3)
+    lines = []
+    result = train(recipe("lenet5_modern", "mnist", val_split=0.2, **common), log=lines.append)
+    # train, test, validation: 400 + 100 of the 500 training images, 10 of each class validate
+    assert sizes == [(400, [40] * 10), (200, [20] * 10), (100, [10] * 10)]
+    assert all({"val_loss", "val_top1", "val_top5", "test_loss", "test_top1"} <= r.keys() for r in result["history"])
+    assert "  val loss " in lines[-1] and "  test loss " in lines[-1]
+    plain = train(recipe("lenet5_modern", "mnist", **common), log=lambda line: None)["history"]
+    assert not any(k.startswith("val_") for k in plain[0])
+
+
+def test_the_best_weights_are_chosen_on_validation(tmp_path):
+    run = tmp_path / "run"
+    cfg = recipe("lenet5_modern", "mnist", data_dir=str(DATA), epochs=5, train_per_class=30, test_per_class=20,
+                 schedule="none", lr=3e-3, val_split=0.3, out=str(run))
+    history = train(cfg, log=lambda line: None)["history"]
+    val = [r["val_top1"] for r in history]
+    best_epoch = history[val.index(max(val))]["epoch"]  # the first of equals
+    assert cnnlab.checkpoint.load(run / "best.safetensors")[1]["epoch"] == best_epoch
+    assert json.loads(next(iter((run / "metrics.jsonl").read_text().splitlines())))["val_top1"] == val[0]
+
+
+def test_early_stopping_stops_after_patience_epochs_without_a_better_model(tmp_path):
+    run = tmp_path / "run"
+    # a learning rate too small to change any prediction: epoch 1 stays the best, so with
+    # patience 2 the run ends after epoch 3 of 10
+    cfg = recipe("lenet5_modern", "mnist", data_dir=str(DATA), epochs=10, train_per_class=20, test_per_class=10,
+                 optimizer="sgd", schedule="none", lr=1e-12, val_split=0.25, early_stop=2, out=str(run))
+    lines = []
+    history = train(cfg, log=lines.append)["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert lines[-1].startswith("early stop: validation top-1 has not improved for 2 epochs; the best, epoch 1 (test "
+                                "top-1 ") and lines[-1].endswith("is in best.safetensors")
+    assert cnnlab.checkpoint.load(run / "model.safetensors")[1]["epoch"] == 3  # where it ended
+    assert cnnlab.checkpoint.load(run / "best.safetensors")[1]["epoch"] == 1
+    again = train(recipe("lenet5_modern", "mnist", out=str(run), resume=True, **{
+        k: getattr(cfg, k) for k in ("data_dir", "epochs", "train_per_class", "test_per_class", "optimizer", "schedule",
+                                     "lr", "val_split", "early_stop")}), log=lambda line: None)["history"]
+    assert len(again) == 3  # resuming a run that stopped early trains nothing more
+    # without a validation split it watches the test set, and says so
+    lines = []
+    train(recipe("lenet5_modern", "mnist", data_dir=str(DATA), epochs=10, train_per_class=20, test_per_class=10,
+                 optimizer="sgd", schedule="none", lr=1e-12, early_stop=1), log=lines.append)
+    assert lines[-1].startswith("early stop: test top-1 has not improved for 1 epoch;")
+    assert "best.safetensors" not in lines[-1]  # no run directory, nothing saved
+
+
+def test_validation_split_errors():
+    with pytest.raises(CnnlabError, match=r"validation split must be a fraction in \[0, 1\), got 1.0"):
+        train(recipe("mlp", "mnist", val_split=1.0))
+    with pytest.raises(CnnlabError, match="early stop patience must be at least 1 epoch"):
+        train(recipe("mlp", "mnist", early_stop=0))
+    with pytest.raises(CnnlabError, match="a validation split of 0.5 leaves no example to validate on"):
+        train(recipe("mlp", "mnist", data_dir=str(DATA), train_per_class=1, val_split=0.5))
+
+
+def test_a_table_validates_on_its_last_training_rows(tmp_path):
+    from cnnlab.train import table_data
+    table = tmp_path / "t.csv"
+    table.write_text("x,y\n" + "".join(f"{i},{2 * i}\n" for i in range(20)))
+    train_rows, test_rows, mean, std, val_rows = table_data(str(table), "y", torch.device("cpu"), 0.25)
+    assert train_rows.labels.tolist() == [2.0 * i for i in range(12)]  # rows 0-11 train,
+    assert val_rows.labels.tolist() == [2.0 * i for i in range(12, 16)]  # 12-15 validate,
+    assert test_rows.labels.tolist() == [2.0 * i for i in range(16, 20)]  # 16-19 test, in time order
+    assert mean.tolist() == [5.5]  # statistics of the training rows only

@@ -1289,7 +1289,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 x, y = eval_batches(train_data, min(256, cfg.batch_size)).__next__()
                 stats = layer_statistics(model, x, y)
                 if writes:
-                    append_text(run / "layer_stats.jsonl", "".join(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats))
+                    append_text(run / "layer_stats.jsonl",
+                                "".join(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats))
                 grads = [f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None]
                 log("gradient norms, input to output: " + ", ".join(grads))
             with autocast:

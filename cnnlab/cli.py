@@ -504,7 +504,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=non_negative_float, help="rate of every dropout layer")
     p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
     p.add_argument("--clip-grad-norm", type=positive_float)
-    p.add_argument("--augment", help="comma-separated: crop, translate, flip, jitter, noise, scale, pca ('' for none)")
+    p.add_argument("--augment", help="comma-separated: crop, translate, flip, rotate, jitter, noise, scale, pca, "
+                                      "cutout ('' for none)")
     p.add_argument("--normalize", choices=NORMALIZE,
                    help="standard: per-channel mean and std (default); center: AlexNet's raw 0-255 values less the mean")
     p.add_argument("--whiten", action="store_true", default=None, help="ZCA-whiten the inputs (fitted on the training set)")

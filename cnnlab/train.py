@@ -49,7 +49,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # mirror; jitter: brightness, contrast, saturation x U(0.6, 1.4); noise: Gaussian, sigma 0.05;
 # scale: VGG-style scale jittering (zoom x U(1, 1.3), random position); pca: AlexNet's PCA colour
 # augmentation (alpha ~ N(0, 0.1) along the RGB principal components).
-AUGMENTATIONS = ("crop", "translate", "flip", "jitter", "noise", "scale", "pca")
+AUGMENTATIONS = ("crop", "translate", "flip", "rotate", "jitter", "noise", "scale", "pca", "cutout")
+ROTATE_DEGREES = 15  # "rotate": uniform in +-15 degrees
 # The lectures' transfer-learning choices: train only a new classifier on fixed features; also
 # the top layers; everything; or ignore the weights and train from a fresh initialisation
 STRATEGIES = ("feature-extractor", "fine-tune-top", "fine-tune-all", "from-scratch")
@@ -430,6 +431,17 @@ class DeviceData:
             theta[:, 0, 0], theta[:, 1, 1] = zoom, zoom
             theta[:, :, 2] = shift
             x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+        if "rotate" in augment:  # about the centre, by U(-15, 15) degrees, bilinear; the corners fill with black
+            angle = (2 * rand(n) - 1) * math.radians(ROTATE_DEGREES)
+            cos, sin = angle.cos(), angle.sin()
+            theta = torch.zeros(n, 2, 3, device=dev)  # the rotation in pixels, in affine_grid's [-1, 1] units
+            theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin * h / w, sin * w / h, cos
+            grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+            x = F.grid_sample(x, grid, align_corners=False)
+            if masks:  # nearest class; what the rotation brings in from outside is void
+                inside = F.grid_sample(torch.ones(n, 1, h, w, device=dev), grid, mode="nearest", align_corners=False)
+                y = F.grid_sample(y.unsqueeze(1).float(), grid, mode="nearest", align_corners=False)
+                y = torch.where(inside > 0, y, float(IGNORE)).squeeze(1).to(torch.uint8)
         for name, pad in (("crop", 4), ("translate", max(1, h // 10))):
             if name in augment:  # a random window of the zero-padded image, one offset per image
                 padded = F.pad(x, (pad, pad, pad, pad))
@@ -467,6 +479,15 @@ class DeviceData:
         if self.zca is not None:
             mu, whiten = self.zca
             x = ((x.flatten(1) - mu) @ whiten).view(n, c, h, w)
+        if "cutout" in augment:  # DeVries & Taylor 2017: zero (the mean, once normalised) a square of half the
+            # side (16x16 on CIFAR-10) centred anywhere in the image, so it may reach past the border
+            side = max(1, min(h, w) // 2)
+            cy = torch.randint(0, h, (n, 1, 1), device=dev, generator=generator)
+            cx = torch.randint(0, w, (n, 1, 1), device=dev, generator=generator)
+            rows, cols = torch.arange(h, device=dev).view(1, h, 1), torch.arange(w, device=dev).view(1, 1, w)
+            hole = ((rows >= cy - side // 2) & (rows < cy - side // 2 + side)
+                    & (cols >= cx - side // 2) & (cols < cx - side // 2 + side))
+            x = x.masked_fill(hole.unsqueeze(1), 0.0)
         return x, (y.long() if masks else y)
 
 

@@ -92,7 +92,7 @@ def test_resume_keeps_the_runs_settings(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(epochs=0), "epochs must be at least 1"), (dict(batch_size=0), "batch size must be at least 1"),
     (dict(lr=-0.1), "learning rate must be a positive number"), (dict(optimizer="adamm"), "optimizer must be one of"),
-    (dict(schedule="cos"), "schedule must be one of"), (dict(augment=("rotate",)), "unknown augmentation 'rotate'"),
+    (dict(schedule="cos"), "schedule must be one of"), (dict(augment=("rotation",)), "unknown augmentation 'rotation'"),
     (dict(normalize="minmax"), "normalize must be standard or center"),
     (dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"), "a csv: dataset is standardised per column"),
     (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
@@ -250,7 +250,7 @@ def _tiny_rgb(n=64, seed=0):
     return Split(images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
 
 
-@pytest.mark.parametrize("aug", ["crop", "translate", "flip", "jitter", "noise", "scale", "pca"])
+@pytest.mark.parametrize("aug", ["crop", "translate", "flip", "rotate", "jitter", "noise", "scale", "pca", "cutout"])
 def test_each_augmentation_changes_the_batch_reproducibly(aug):
     data = DeviceData(_tiny_rgb(), (3, 8, 8), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), torch.device("cpu"))
     idx = torch.arange(16)
@@ -274,6 +274,51 @@ def test_pca_and_noise_and_flip_do_what_they_say():
     same = (flipped == plain).flatten(1).all(1)
     mirrored = (flipped == plain.flip(3)).flatten(1).all(1)
     assert (same | mirrored).all() and same.any() and mirrored.any()
+
+
+@pytest.mark.parametrize("draw, degrees", [(1.0, 15), (0.0, -15)])
+def test_rotate_matches_torchvision_at_the_extreme_angles(monkeypatch, draw, degrees):
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.data import Split
+    images = (torch.rand(4, 3, 24, 40, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)  # not square
+    data = DeviceData(Split(images, torch.arange(4), tuple("abcd")), (3, 24, 40), [0.0] * 3, [1.0] * 3,
+                      torch.device("cpu"))
+    real = torch.rand
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.full(shape, draw, device=kw.get("device")))
+    x, _ = data.batch(torch.arange(4), ("rotate",))
+    monkeypatch.setattr(torch, "rand", real)
+    expected = TF.rotate(images.float() / 255, degrees, interpolation=TF.InterpolationMode.BILINEAR)  # counter-clockwise
+    assert torch.allclose(x, expected, atol=1e-4)
+
+
+def test_rotated_masks_keep_their_classes_and_void_the_corners():
+    from cnnlab.data import Split
+    from cnnlab.segmentation import IGNORE
+    images = torch.zeros(8, 1, 16, 16, dtype=torch.uint8)
+    images[:, 0, 4:12, 4:12] = 255
+    masks = (images[:, 0] > 0).to(torch.uint8) * 2
+    data = DeviceData(Split(images, masks, ("bg", "a", "b")), (1, 16, 16), [0.0], [1.0], torch.device("cpu"))
+    x, y = data.batch(torch.arange(8), ("rotate",), torch.Generator().manual_seed(0))
+    assert set(y.unique().tolist()) <= {0, 2, IGNORE}
+    inside = (y == 2) & (x[:, 0] < 0.5)  # a class-2 pixel where the image is dark: only at the square's blurred rim
+    assert inside.float().mean() < 0.01 and (y == IGNORE).any()  # the rotated-in corners are void
+
+
+def test_cutout_zeroes_one_square_of_half_the_side():
+    data = DeviceData(_tiny_rgb(256), (3, 8, 8), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), torch.device("cpu"))
+    idx = torch.arange(256)
+    plain, _ = data.batch(idx)
+    cut, _ = data.batch(idx, ("cutout",), torch.Generator().manual_seed(0))
+    holes = (cut != plain).any(1) | (cut == 0).all(1)  # pixels set to zero (in every channel)
+    assert torch.equal(cut[~holes.unsqueeze(1).expand_as(cut)], plain[~holes.unsqueeze(1).expand_as(plain)])
+    assert (cut.permute(1, 0, 2, 3)[:, holes] == 0).all()
+    for hole in holes:  # one axis-aligned rectangle per image, 4x4 when inside, clipped at the border
+        rows, cols = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+        assert hole.sum() == len(rows) * len(cols) and 2 <= len(rows) <= 4 and 2 <= len(cols) <= 4
+        assert rows.tolist() == list(range(rows[0], rows[-1] + 1))
+    sizes = holes.flatten(1).sum(1)
+    assert sizes.max() == 16 and sizes.min() == 4  # whole squares, and corners cut by the border
 
 
 def test_zca_whitening_decorrelates():

@@ -175,7 +175,7 @@ def fraction(text: str) -> float:
 
 
 TRAIN_FLAGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1", "l2", "schedule",
-               "step_size", "gamma", "warmup_epochs", "label_smoothing", "dropout", "init", "clip_grad_norm",
+               "step_size", "gamma", "warmup_epochs", "label_smoothing", "mixup", "dropout", "init", "clip_grad_norm",
                "normalize", "whiten", "layer_stats", "loss", "target", "compile", "seed", "device", "out", "data_dir",
                "checkpoint_steps", "checkpoint_minutes", "on_bad_image", "weights", "strategy", "freeze_until",
                "head_lr_mult", "train_per_class", "test_per_class", "val_split", "early_stop")
@@ -501,6 +501,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=positive_float, help="factor of step, multistep, exponential, plateau")
     p.add_argument("--warmup-epochs", type=non_negative_float, help="linear learning-rate warm-up")
     p.add_argument("--label-smoothing", type=non_negative_float)
+    p.add_argument("--mixup", type=non_negative_float, metavar="ALPHA",
+                   help="blend image pairs and their labels, lam ~ Beta(ALPHA, ALPHA) (Zhang et al.: 0.2-1)")
     p.add_argument("--dropout", type=non_negative_float, help="rate of every dropout layer")
     p.add_argument("--init", choices=INITS, help="weight initialisation (paper: the builder's own)")
     p.add_argument("--clip-grad-norm", type=positive_float)

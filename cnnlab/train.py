@@ -76,6 +76,7 @@ class TrainConfig:
     gamma: float = 0.1  # step/multistep/plateau factor; "exponential" multiplies by it every epoch
     warmup_epochs: float = 0.0  # linear warm-up from lr/1000
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs (0: off; the paper: 0.2-1)
     # "standard": (x - mean) / std per channel on the 0-1 pixel scale; "center": AlexNet's (Section
     # 2), the raw 0-255 values with only the dataset's per-channel mean taken off (std 1/255)
     normalize: str = "standard"
@@ -195,6 +196,11 @@ class TrainConfig:
         for name in ("train_per_class", "test_per_class"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise CnnlabError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if not (self.mixup >= 0 and math.isfinite(self.mixup)):
+            raise CnnlabError(f"mixup alpha must not be negative, got {self.mixup}")
+        if self.mixup and (self.dataset.startswith("csv:") or is_segmentation(self.dataset)):
+            raise CnnlabError("mixup blends images and their class labels; it is for classification, not "
+                              f"{'regression' if self.dataset.startswith('csv:') else 'segmentation'}")
         if not 0 <= self.val_split < 1:
             raise CnnlabError(f"validation split must be a fraction in [0, 1), got {self.val_split}")
         if self.early_stop is not None and self.early_stop < 1:
@@ -829,6 +835,19 @@ def penalty(model: nn.Module, l1: float, l2: float) -> Tensor | float:
     return total
 
 
+def mix_batch(x: Tensor, y: Tensor, alpha: float, seed: int, step: int, generator: torch.Generator
+              ) -> tuple[Tensor, Tensor, float]:
+    """mixup (Zhang et al. 2018): every image blended with another of the batch, lam x_i +
+    (1 - lam) x_j, with lam ~ Beta(alpha, alpha) drawn once per batch as in the paper's code; the
+    loss blends the two labels' losses the same way. (x, the partners' labels, lam). lam depends
+    only on the seed and the step, so a resumed run draws the same ones (and waits for no device)."""
+    import numpy as np
+
+    lam = float(np.random.default_rng([seed, step]).beta(alpha, alpha))
+    partner = torch.randperm(len(x), device=x.device, generator=generator)
+    return lam * x + (1 - lam) * x[partner], y[partner], lam
+
+
 def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
     """Cross-entropy; GoogLeNet's auxiliary classifiers add 0.3 x their losses (Szegedy et al. §5).
     Float targets (regression) get the mean squared error."""
@@ -1251,9 +1270,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 try:
                     if cfg.compile == "reduce-overhead":  # a new step: the graphs' last outputs are done with
                         torch.compiler.cudagraph_mark_step_begin()
+                    if cfg.mixup:
+                        x, y_mixed, lam = mix_batch(x, y, cfg.mixup, cfg.seed, steps_done, gen)
                     with autocast:
                         out = (net if len(x) == full else eager_net)(x)
-                        loss = loss_fn(out, y, cfg.label_smoothing) + penalty(model, cfg.l1, cfg.l2)
+                        loss = (lam * loss_fn(out, y, cfg.label_smoothing) + (1 - lam) * loss_fn(
+                                out, y_mixed, cfg.label_smoothing) if cfg.mixup else
+                                loss_fn(out, y, cfg.label_smoothing)) + penalty(model, cfg.l1, cfg.l2)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                 except torch.cuda.OutOfMemoryError:
@@ -1267,7 +1290,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 schedule.step()
                 total += loss.detach()
                 if not table:  # as the batch was seen (augmented, dropout on), like Keras' accuracy
-                    hits = (out[0] if isinstance(out, tuple) else out).argmax(1) == y
+                    predicted = (out[0] if isinstance(out, tuple) else out).argmax(1)
+                    hits = predicted == y
+                    if cfg.mixup:  # a blend is as right as the share of the label it was given
+                        hits = lam * hits + (1 - lam) * (predicted == y_mixed)
                     correct += (hits.sum() if y.ndim == 1 else
                                 (hits.sum((1, 2)) / (y != IGNORE).sum((1, 2)).clamp_min(1)).sum())
                 steps_done += 1

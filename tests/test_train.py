@@ -625,3 +625,32 @@ def test_a_table_validates_on_its_last_training_rows(tmp_path):
     assert val_rows.labels.tolist() == [2.0 * i for i in range(12, 16)]  # 12-15 validate,
     assert test_rows.labels.tolist() == [2.0 * i for i in range(16, 20)]  # 16-19 test, in time order
     assert mean.tolist() == [5.5]  # statistics of the training rows only
+
+
+def test_mixup_blends_pairs_and_their_losses():
+    from cnnlab.train import mix_batch
+    x, y = torch.randn(8, 1, 4, 4), torch.arange(8)
+    g = torch.Generator().manual_seed(0)
+    mixed, partners, lam = mix_batch(x, y, 0.4, seed=3, step=17, generator=g)
+    partner = torch.randperm(8, generator=torch.Generator().manual_seed(0))  # what the generator gave
+    assert torch.equal(partners, y[partner]) and torch.allclose(mixed, lam * x + (1 - lam) * x[partner])
+    assert mix_batch(x, y, 0.4, 3, 17, torch.Generator())[2] == lam != mix_batch(x, y, 0.4, 3, 18, g)[2]
+    import numpy as np
+    lams = [mix_batch(x, y, 0.2, 0, step, g)[2] for step in range(2000)]  # Beta(0.2, 0.2): mostly near 0 or 1
+    assert np.mean(lams) == pytest.approx(0.5, abs=0.03) and np.mean(np.minimum(lams, 1 - np.array(lams)) < 0.1) > 0.5
+
+
+def test_mixup_trains_and_resumes_to_the_same_weights(tmp_path):
+    common = dict(data_dir=str(DATA), epochs=2, train_per_class=40, test_per_class=10, schedule="none", lr=0.05,
+                  mixup=1.0, batch_size=50)
+    whole = train(recipe("mlp", "mnist", **common), log=lambda line: None)
+    assert 0 < whole["history"][0]["train_top1"] < 1
+    run = str(tmp_path / "run")
+    train(recipe("mlp", "mnist", out=run, max_steps=8, **common), log=lambda line: None)  # 8 steps = one epoch
+    resumed = train(recipe("mlp", "mnist", out=run, resume=True, **common), log=lambda line: None)
+    for k, v in whole["model"].state_dict().items():
+        assert torch.equal(resumed["model"].state_dict()[k], v), k
+    with pytest.raises(CnnlabError, match="mixup alpha must not be negative"):
+        train(recipe("mlp", "mnist", mixup=-1.0))
+    with pytest.raises(CnnlabError, match="it is for classification, not segmentation"):
+        train(recipe("fcn8s", "mnist-scenes", mixup=0.2))

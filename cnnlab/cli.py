@@ -235,7 +235,7 @@ def read_config(path: str | None) -> dict:
         raise CnnlabError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for key, value in data.items():
         if not TrainConfig.fits_type(key, value):
-            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {TrainConfig.default(key)!r}")
+            raise CnnlabError(f"config file {path}: {key} = {value!r} should be like {TrainConfig.example(key)!r}")
     return data
 
 

@@ -141,16 +141,32 @@ class TrainConfig:
         default = TrainConfig.default(name)
         if name == "compile" and isinstance(value, str) or value is None and default is None:
             return True
-        want = (int, float) if isinstance(default, float) else (list, tuple, str) if isinstance(default, tuple) else \
-            type(default) if default is not None else (int, float, str)
+        if default is None:  # optional settings: the type their annotation names ("int | None")
+            want = {"int": int, "float": (int, float), "str": str}[TrainConfig._optional(name)]
+        else:
+            want = (int, float) if isinstance(default, float) else (list, tuple, str) if isinstance(default, tuple) \
+                else type(default)
         return isinstance(value, bool) == isinstance(default, bool) and isinstance(value, want)
+
+    @staticmethod
+    def example(name: str):
+        """A value of setting `name`'s type, for messages: its default, or one for optional settings."""
+        default = TrainConfig.default(name)
+        if default is not None:
+            return default
+        return {"int": 1, "float": 0.5, "str": "text"}[TrainConfig._optional(name)]
+
+    @staticmethod
+    def _optional(name: str) -> str:
+        """The type of an optional setting, from its annotation: "int" of "int | None"."""
+        return TrainConfig.__dataclass_fields__[name].type.split("|")[0].strip()
 
     def check(self) -> None:
         """Raise CnnlabError naming the first setting that cannot work."""
         for f in fields(self):
             if not self.fits_type(f.name, getattr(self, f.name)):
                 raise CnnlabError(f"{f.name} = {getattr(self, f.name)!r} has the wrong type; e.g. "
-                                  f"{f.name} = {self.default(f.name)!r}")
+                                  f"{f.name} = {self.example(f.name)!r}")
         if self.epochs < 1:
             raise CnnlabError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

@@ -100,6 +100,11 @@ def test_resume_keeps_the_runs_settings(tmp_path):
     # each of these was a TypeError or ZeroDivisionError from deep inside, or silently trained
     (dict(lr="0.1"), r"lr = '0.1' has the wrong type; e.g. lr = 0.05"),
     (dict(batch_size=12.5), "batch_size = 12.5 has the wrong type"),
+    # optional settings (default None) were not checked at all: a TypeError from a comparison
+    (dict(max_steps="5"), "max_steps = '5' has the wrong type; e.g. max_steps = 1"),
+    (dict(dropout="0.5"), "dropout = '0.5' has the wrong type; e.g. dropout = 0.5"),
+    (dict(early_stop=2.5), "early_stop = 2.5 has the wrong type; e.g. early_stop = 1"),
+    (dict(target=5), "target = 5 has the wrong type; e.g. target = 'text'"),
     (dict(model_kwargs=[1]), r"model_kwargs = \[1\] has the wrong type; e.g. model_kwargs = {}"),
     (dict(momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
     (dict(schedule="step", step_size=0), "step size must be at least 1 epoch, got 0"),
@@ -231,6 +236,7 @@ def test_config_file_and_flag_precedence(tmp_path, capsys):
     assert main(["train", "mlp", "--config", str(toml), "--max-steps", "1", "--data-dir", str(DATA)]) == 0
     assert "adam lr 0.03" in capsys.readouterr().out
     for text, message in [('{"lrr": 0.1}', "unknown setting(s) lrr"), ('{"epochs": "ten"}', "epochs = 'ten'"),
+                          ('{"early_stop": "3"}', "early_stop = '3' should be like 1"),  # an optional setting
                           ("{not json", "not valid JSON")]:
         config.write_text(text)
         assert main(["train", "mlp", "--config", str(config)]) == 2

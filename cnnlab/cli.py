@@ -319,6 +319,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise CnnlabError("--test-per-class picks images of a class; a segmentation dataset has every class "
                               "in every image")
         return eval_segmentation(args, evaluate_segmentation_run)
+    if args.tta != "none":  # every test-time augmentation includes mirror images
+        unmirrored = [r for r in args.runs if not run_config(r)["dataset"].startswith("folder:")
+                      and "flip" not in run_config(r).get("augment", ())]
+        if unmirrored:
+            print(f"cnnlab: note: {', '.join(map(str, unmirrored))} trained without flipped images; --tta {args.tta} "
+                  "averages in mirror images, which can hurt where mirroring changes the class (digits, letters)",
+                  file=sys.stderr)
     result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device, args.test_per_class)
     out = Path(args.out) if args.out else (Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
     files = write_confusion(result, out) if out else []

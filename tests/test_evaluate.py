@@ -66,7 +66,13 @@ def test_ensemble_and_flip_tta(runs, capsys):
     flip = evaluate_runs([a], tta="flip", data_dir=str(DATA))
     assert flip["top1"] != ens["top1"] and flip["tta"] == "flip"
     assert main(["eval", str(a), str(b), "--data-dir", str(DATA), "--format", "json", "--out", str(a.parent)]) == 0
-    assert json.loads(capsys.readouterr().out)["runs"] == [str(a), str(b)]
+    out = capsys.readouterr()
+    assert json.loads(out.out)["runs"] == [str(a), str(b)] and out.err == ""
+    # digits trained without flips: mirror images cost accuracy, and the command says why it may
+    assert flip["top1"] < evaluate_runs([a], data_dir=str(DATA))["top1"]
+    assert main(["eval", str(a), "--tta", "flip", "--data-dir", str(DATA), "--test-per-class", "2",
+                 "--out", str(a.parent)]) == 0
+    assert capsys.readouterr().err.startswith(f"cnnlab: note: {a} trained without flipped images; --tta flip")
     with pytest.raises(CnnlabError, match="not a run directory"):
         evaluate_runs([a.parent], data_dir=str(DATA))
     broken = a.parent / "broken"

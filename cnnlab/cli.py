@@ -305,7 +305,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = result["test"]
     if lead:
         print(f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%" if "miou" in t
-              else f"test top-1 {100 * t['top1']:.2f}%, top-5 {100 * t['top5']:.2f}%" if "top1" in t
+              else f"test top-1 {100 * t['top1']:.2f}%" + (f", top-5 {100 * t['top5']:.2f}%"
+                                                             if result["num_classes"] > 5 else "") if "top1" in t
               else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)")
     return 0
 
@@ -337,8 +338,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     what = "ensemble of " + ", ".join(args.runs) if len(args.runs) > 1 else args.runs[0]
     print(f"{what} on {result['dataset']} test ({result['images']:,} images, tta {result['tta']})")
-    print(f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}% (error {100 * result['top1_error']:.2f}%)  "
-          f"top-5 {100 * result['top5']:.2f}% (error {100 * result['top5_error']:.2f}%)")
+    print(f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}% (error {100 * result['top1_error']:.2f}%)"
+          + (f"  top-5 {100 * result['top5']:.2f}% (error {100 * result['top5_error']:.2f}%)"
+             if len(result["per_class"]) > 5 else ""))  # of 5 classes or fewer, top-5 is 100 % by definition
     width = max(len(c) for c in result["per_class"])
     for name, acc in result["per_class"].items():
         print(f"  {name.ljust(width)}  {100 * acc:6.2f}%")

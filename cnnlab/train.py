@@ -1265,7 +1265,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         kept = place(epoch_done, extra.get("step_in_epoch", 0))
 
     if stopped := _stalled(history, cfg.early_stop):  # a resumed run that had already stopped early
-        log(_early_stop_line(stopped, cfg.early_stop, writes))
+        log(_early_stop_line(stopped, cfg.early_stop, writes, num_classes))
     with stop, _say_how_to_resume(cfg, run, lambda: kept):
         for epoch in range(first_epoch, cfg.epochs + 1 if not stopped else first_epoch):
             model.train()
@@ -1379,10 +1379,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     atomic_save(model.state_dict(), run / "best.safetensors", {"config": resolved, "epoch": epoch})
                 save_checkpoint(epoch, {})
             log(f"epoch {epoch}/{cfg.epochs}  train loss {train_loss:.4f}"
-                + (f"  val loss {val['loss']:.4f}  {_quality(val)}" if val else "")
-                + f"  test loss {test['loss']:.4f}  {_quality(test)}  {row['images_per_s']:.0f} img/s  {row['time']:.1f}s")
+                + (f"  val loss {val['loss']:.4f}  {_quality(val, num_classes)}" if val else "")
+                + f"  test loss {test['loss']:.4f}  {_quality(test, num_classes)}  {row['images_per_s']:.0f} img/s  "
+                f"{row['time']:.1f}s")
             if stopped := _stalled(history, cfg.early_stop):
-                log(_early_stop_line(stopped, cfg.early_stop, writes))
+                log(_early_stop_line(stopped, cfg.early_stop, writes, num_classes))
                 break
             if cfg.max_steps and steps_done >= cfg.max_steps:
                 log(f"stopped after {steps_done} steps (max steps)")
@@ -1397,7 +1398,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         import torch.distributed as dist
         dist.destroy_process_group()
     return {"test": {k[5:]: v for k, v in history[-1].items() if k.startswith("test_")},
-            "history": history, "model": model}
+            "history": history, "model": model, "num_classes": num_classes}
 
 
 def _score(row: dict) -> float:
@@ -1416,17 +1417,18 @@ def _stalled(history: list[dict], patience: int | None) -> dict | None:
     return history[best] if len(history) - 1 - best >= patience else None
 
 
-def _quality(m: dict) -> str:
+def _quality(m: dict, classes: int) -> str:
+    """Metrics in words; top-5 only where there are more than 5 classes (else it is 100 % by definition)."""
     return (f"pixel accuracy {100 * m['top1']:.2f}%  mean IoU {100 * m['miou']:.2f}%" if "miou" in m
-            else f"top-1 {100 * m['top1']:.2f}%  top-5 {100 * m['top5']:.2f}%" if "top1" in m
-            else f"RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}")
+            else f"top-1 {100 * m['top1']:.2f}%" + (f"  top-5 {100 * m['top5']:.2f}%" if classes > 5 else "")
+            if "top1" in m else f"RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}")
 
 
-def _early_stop_line(best: dict, patience: int, saved: bool) -> str:
+def _early_stop_line(best: dict, patience: int, saved: bool, classes: int) -> str:
     on = "validation" if "val_loss" in best else "test"
     what = "mean IoU" if "test_miou" in best else "top-1" if "test_top1" in best else "loss"
     return (f"early stop: {on} {what} has not improved for {patience} epoch{'s' * (patience != 1)}; the best, epoch "
-            f"{best['epoch']} (test {_quality({k[5:]: v for k, v in best.items() if k.startswith('test_')})})"
+            f"{best['epoch']} (test {_quality({k[5:]: v for k, v in best.items() if k.startswith('test_')}, classes)})"
             + (", is in best.safetensors" if saved else ""))
 
 

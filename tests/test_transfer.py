@@ -139,7 +139,11 @@ def test_finetune_command_and_its_errors(mnist_run, tmp_path, capsys):
             "--strategy", "fine-tune-top", "--head-lr-mult", "10", "--classes", "0,1", "--train-per-class", "50",
             "--epochs", "1", "--out", str(tmp_path / "ft")]
     assert main(argv) == 0
-    assert "top-1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "top-1" in out and "top-5" not in out  # of two classes, top-5 is 100 % by definition: not printed
+    assert main(["eval", str(tmp_path / "ft"), "--data-dir", str(DATA), "--test-per-class", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "top-1" in out and "top-5" not in out
     assert main(["finetune", "lenet5_modern", "--dataset", "mnist", "--strategy", "feature-extractor"]) == 2
     assert "starts from trained weights: give --weights" in capsys.readouterr().err
     assert main(["finetune", "lenet5_modern", "--weights", str(mnist_run), "--init", "he"]) == 2

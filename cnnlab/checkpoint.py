@@ -54,6 +54,10 @@ def write_problem(error: BaseException, full: bool = False) -> str | None:
         return "no space left on the device"
     if code in (errno.EROFS, errno.EACCES, errno.EPERM):
         return os.strerror(code).lower()
+    if code == errno.EISDIR:
+        return "a folder of that name is in the way"
+    if code == errno.ENOTDIR:
+        return "a file is in the way of its folder"
     return None
 
 

@@ -15,7 +15,13 @@ from . import __version__
 from .errors import CnnlabError
 from .registry import create_model, get_model_info, list_models
 
-PLACE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# errors of the place a file goes, not of the program: each with what to do
+PLACE_ERRORS = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
+                errno.EROFS: "choose another path", errno.EACCES: "check its permissions or choose another path",
+                errno.EPERM: "check its permissions or choose another path",
+                errno.EEXIST: "a file is in the way of a folder: choose another path",
+                errno.ENOTDIR: "a file is in the way of a folder: choose another path",
+                errno.EISDIR: "a folder is in the way of a file: choose another path"}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
@@ -739,7 +745,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the place, not the program: a full disk, a forbidden or read-only folder
         if args.debug or e.errno not in PLACE_ERRORS:
             raise
-        print(f"cnnlab: error: {e.filename + ': ' if e.filename else ''}{e.strerror.lower()}; "
-              + ("free some space or write elsewhere" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
-                 "check its permissions or choose another path"), file=sys.stderr)
+        print(f"cnnlab: error: {str(e.filename) + ': ' if e.filename else ''}{e.strerror.lower()}; "
+              f"{PLACE_ERRORS[e.errno]}", file=sys.stderr)
         return 2

@@ -232,6 +232,9 @@ class TrainConfig:
             raise CnnlabError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
         if self.on_bad_image not in ("fail", "skip"):
             raise CnnlabError(f"on-bad-image must be fail or skip, got {self.on_bad_image!r}")
+        if self.out is not None and not self.out.strip():
+            raise CnnlabError(f"the run directory (--out) {self.out!r} is empty; give a folder name, or leave --out "
+                              "out to save nothing")
         if self.resume and not self.out:
             raise CnnlabError("resume needs the run directory (--out) of the run to continue")
         if self.resume and self.overwrite:

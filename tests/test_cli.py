@@ -200,3 +200,30 @@ def test_a_reader_that_stops_early_is_no_traceback():
     proc.stdout.close()  # the reader is gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait() == 141 and err == "", err  # 128 + SIGPIPE, as other Unix tools end
+
+
+
+def test_paths_in_the_way_are_one_line(tmp_path, capsys):
+    """A file where a folder should go, a folder where a file should go: FileExistsError and
+    IsADirectoryError tracebacks (the latter naming a temporary file)."""
+    from pathlib import Path
+
+    from cnnlab.checkpoint import atomic_file
+    from cnnlab.errors import WriteError
+    from conftest import DATA
+    run, blocker = tmp_path / "run", tmp_path / "afile"
+    blocker.write_text("")
+    assert main(["train", "mlp", "--dataset", "mnist", "--data-dir", str(DATA), "--train-per-class", "5",
+                 "--test-per-class", "2", "--epochs", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--data-dir", str(DATA), "--test-per-class", "2", "--out", str(blocker)]) == 2
+    assert capsys.readouterr().err == (f"cnnlab: error: {blocker}: file exists; a file is in the way of a folder: "
+                                       "choose another path\n")
+    folder = tmp_path / "taken.csv"
+    folder.mkdir()
+    with pytest.raises(WriteError, match=f"^{folder}: not written, a folder of that name is in the way; write elsewhere"):
+        with atomic_file(folder) as tmp:
+            Path(tmp).write_text("a,b\n")
+    assert not list(tmp_path.glob("tmp*"))  # the temporary file is gone
+    assert main(["train", "mlp", "--out", " "]) == 2  # it made a folder named by two spaces
+    assert "the run directory (--out) ' ' is empty" in capsys.readouterr().err

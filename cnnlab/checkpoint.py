@@ -61,6 +61,11 @@ def write_problem(error: BaseException, full: bool = False) -> str | None:
     return None
 
 
+def failed_write(path: Path, error: OSError) -> WriteError:
+    """The WriteError for an OSError that a plain write into `path` raised."""
+    return write_error(path, write_problem(error) or error.strerror.lower())
+
+
 def write_error(path: Path, problem: str, advice: str | None = None) -> WriteError:
     """The one-line error for a file not written; `.path` and `.problem` say which and why."""
     advice = advice or ("free some space or write elsewhere (nothing already there was changed)"
@@ -80,7 +85,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".part"):
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp", suffix=suffix)
     except OSError as e:
-        raise write_error(path, write_problem(e) or e.strerror.lower()) from None
+        raise failed_write(path, e) from None
     os.close(fd)
     try:
         yield tmp
@@ -118,7 +123,7 @@ def append_text(path: Path, text: str) -> None:
         with open(path, "a") as f:
             f.write(text)
     except OSError as e:
-        raise write_error(path, write_problem(e) or e.strerror.lower()) from None
+        raise failed_write(path, e) from None
 
 
 def atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict) -> None:

@@ -322,11 +322,9 @@ class ImageFolder(torch.utils.data.Dataset):
         import copy
 
         mask = held_out(self.labels, fraction)
-        val = copy.copy(self)
-        val.samples = [s for s, m in zip(self.samples, mask.tolist()) if m]
-        val.labels = self.labels[mask]
-        self.samples = [s for s, m in zip(self.samples, mask.tolist()) if not m]
-        self.labels = self.labels[~mask]
+        val, held = copy.copy(self), mask.tolist()
+        val.samples, val.labels = [s for s, m in zip(self.samples, held) if m], self.labels[mask]
+        self.samples, self.labels = [s for s, m in zip(self.samples, held) if not m], self.labels[~mask]
         return val
 
     def select(self, classes=(), per_class: int | None = None) -> "ImageFolder":

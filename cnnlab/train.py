@@ -993,6 +993,11 @@ def _write_json(path: Path, obj) -> None:
     _write_text(path, json.dumps(obj, indent=2))
 
 
+def _write_metrics(run: Path, history: list[dict]) -> None:
+    """metrics.jsonl, a line per epoch, rewritten whole (a few kB): a full disk cannot leave half a line."""
+    _write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
 def _write_text(path: Path, text: str) -> None:
     with atomic_file(path) as tmp:
         Path(tmp).write_text(text)
@@ -1247,7 +1252,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if cfg.whiten:
             atomic_save({"mean": train_data.zca[0], "matrix": train_data.zca[1]}, run / "whitening.safetensors",
                         {"config": resolved})
-        _write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        _write_metrics(run, history)
     board = _tensorboard(run / "tensorboard") if writes else None
     start = time.perf_counter() - (resumed["time"] or (history[-1]["time"] if history else 0.0))
     steps_done = resumed["steps_done"] or (first_epoch - 1) * steps_per_epoch
@@ -1370,7 +1375,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                    "time": time.perf_counter() - start}
             history.append(row)
             if writes:  # rewritten whole (a few kB): a full disk cannot leave half a line
-                _write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+                _write_metrics(run, history)
                 if board is not None:
                     for key, value in row.items():
                         if key != "epoch":

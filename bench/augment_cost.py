@@ -16,7 +16,8 @@ from torchvision.transforms import v2
 
 import cnnlab
 from cnnlab.data import load_dataset
-from cnnlab.train import DeviceData, mix_batch
+from cnnlab.data.loaders import DeviceData
+from cnnlab.train.losses import mix_batch
 
 # torchvision's nearest equivalents, applied image by image as a Dataset's transform would
 TORCHVISION = {

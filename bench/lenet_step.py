@@ -15,7 +15,9 @@ import torch.nn.functional as F
 
 import cnnlab
 from cnnlab.data import load_dataset
-from cnnlab.train import DeviceData, epoch_batches, epoch_order, recipe
+from cnnlab.data.loaders import DeviceData
+from cnnlab.train import recipe
+from cnnlab.train.batches import epoch_batches, epoch_order
 
 
 def variant(data, cfg, channels_last: bool, fused: bool):

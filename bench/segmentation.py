@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from cnnlab.evaluate import evaluate_segmentation_run
+from cnnlab.evaluation.runs import evaluate_segmentation_run
 from cnnlab.train import recipe, train
 
 

@@ -26,8 +26,12 @@ from PIL import Image
 
 import cnnlab
 from cnnlab.data import data_root, load_dataset
-from cnnlab.train import (NORMALIZATION, DeviceData, FolderData, epoch_batches, epoch_order, loss_fn, make_optimizer,
-                          recipe)
+from cnnlab.data.loaders import DeviceData, FolderData
+from cnnlab.data.normalization import NORMALIZATION
+from cnnlab.train import recipe
+from cnnlab.train.batches import epoch_batches, epoch_order
+from cnnlab.train.losses import loss_fn
+from cnnlab.train.optim import make_optimizer
 
 CPU_MODELS = ("mlp", "lenet5", "lenet5_modern", "resnet20", "plain20", "alexnet", "resnet18")
 

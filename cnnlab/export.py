@@ -16,21 +16,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import atomic_file
 from .errors import CnnlabError
+from .factory import create_model, load_model
+from .files import atomic_file
+from .registry import get_model_info
+from .runs import read_config
 
 FORMATS = ("onnx", "torchscript")
 
 
 def model_and_config(source: str, weights: str | None = None) -> tuple[nn.Module, dict]:
     """A run directory / run file (its model and config) or a zoo model name (with `weights`)."""
-    from .registry import create_model, get_model_info
-
     if Path(source).exists():
-        from .evaluate import run_config
-        from .train import load_model
-
-        cfg = run_config(source)
+        cfg = read_config(source)
         return load_model(source), {"model": cfg["model"], "input_size": cfg["input_size"], "mean": cfg["mean"],
                                     "std": cfg["std"], "classes": cfg.get("classes", [])}
     info = get_model_info(source)  # unknown names: UnknownModelError with the closest names

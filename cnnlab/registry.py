@@ -1,10 +1,9 @@
-"""One registry of models: register_model, create_model, list_models, get_model_info."""
+"""One registry of models: register_model, list_models, get_model_info, build_model."""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -63,34 +62,21 @@ def get_model_info(name: str) -> ModelInfo:
     return _INFO[_lookup(name)]
 
 
-def create_model(name: str, num_classes: int | None = None, weights: str | os.PathLike | None = None,
-                 pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered model; `num_classes=None` keeps the paper's number of classes.
+def check_num_classes(name: str, num_classes) -> None:
+    """A ModelArgumentError unless `num_classes` is None or a whole number of at least 1."""
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise ModelArgumentError(
+            f"{name}: num_classes must be a whole number of at least 1, got {num_classes!r} "
+            "(for features without a classifier: forward_head(x, pre_logits=True))"
+        )
 
-    `weights`: None (the builder's initialisation), "imagenet" (torchvision's published weights,
-    from the cache or downloaded and sha256-checked; timm's `pretrained=True` and torchvision's
-    name "IMAGENET1K_V1" mean the same), a folder holding that file, a weights file
-    (.safetensors or a PyTorch .pth state dict) or a cnnlab run. With `num_classes` different
-    from the weights', the classifier is replaced by a new one (see cnnlab.weights)."""
-    if isinstance(weights, str) and weights.upper() == "IMAGENET1K_V1":
-        weights = "imagenet"
-    elif isinstance(weights, str) and (weights.upper() == "DEFAULT" or weights.upper().startswith("IMAGENET1K_")):
-        raise ModelArgumentError(f"{name}: weights={weights!r} is a torchvision name that cnnlab does not serve; "
-                                 "its published weights are weights='imagenet' (torchvision's IMAGENET1K_V1, the "
-                                 "papers' networks; DEFAULT may be a later recipe's)")
-    if pretrained:
-        if weights not in (None, "imagenet"):
-            raise ModelArgumentError(f"{name}: pretrained=True means weights='imagenet'; give one of the two, "
-                                     f"not weights={weights!r} as well")
-        weights = "imagenet"
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ModelArgumentError(f"{name}: num_classes must be a whole number of at least 1, got {num_classes!r} "
-                                 "(for features without a classifier: forward_head(x, pre_logits=True))")
-    if weights is not None:
-        from .weights import build_with_weights
 
-        return build_with_weights(_lookup(name), weights, num_classes, kwargs)
+def build_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """Build a registered model with its builder's own initialisation (`cnnlab.create_model` adds
+    weights); `num_classes=None` keeps the paper's number of classes."""
+    check_num_classes(name, num_classes)
     builder = _BUILDERS[_lookup(name)]
     if num_classes is not None:
         kwargs["num_classes"] = num_classes

@@ -23,15 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import atomic_file
-from .errors import CnnlabError, DatasetError
-from .data import open_image
-from .registry import create_model
+from .data.folders import open_image
+from .data.normalization import IMAGENET_NORMALIZATION
+from .errors import CnnlabError, DatasetError, WeightsError
+from .factory import create_model
+from .files import atomic_file
+from .models.adapt import initialize
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # Gatys et al., Fig. 2
 CONTENT_LAYER = "relu4_2"
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # the VGG authors' mean pixel, on 0-255
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET_NORMALIZATION
 
 
 def layer_names(features: nn.Sequential) -> list[str]:
@@ -147,8 +149,6 @@ def vgg_features(name: str = "vgg19", weights: str = "imagenet", seed: int = 0, 
     """The `features` stack of a VGG and the weights actually used: ImageNet weights, a weights
     file or run, or random; "auto" is ImageNet where the file is cached or can be downloaded,
     else random (said in `log`)."""
-    from .errors import WeightsError
-
     if not name.startswith("vgg"):
         raise CnnlabError(f"style transfer uses a VGG's feature maps (vgg11 ... vgg19), got {name!r}")
     if weights == "auto":
@@ -159,8 +159,6 @@ def vgg_features(name: str = "vgg19", weights: str = "imagenet", seed: int = 0, 
                 log(f"ImageNet weights for {name} are not available ({e}); using random weights instead")
             weights = "random"
     if weights == "random":  # He initialisation keeps the feature maps' scale through the layers
-        from .train import initialize
-
         torch.manual_seed(seed)
         model = create_model(name)
         initialize(model, "he")

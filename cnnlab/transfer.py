@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_file
+from .data.datasets import load_dataset, subset
+from .data.folders import ImageFolder
+from .data.loaders import DeviceData, FolderData, eval_batches
+from .data.normalization import IMAGENET_NORMALIZATION, NORMALIZATION, channel_normalization, grey_normalization
+from .device import pick_device
 from .errors import CnnlabError
-from .registry import create_model, get_model_info
-from .data import IMAGENET_NORMALIZATION, ImageFolder, load_dataset, subset
-from .train import (NORMALIZATION, DeviceData, FolderData, channel_normalization, eval_batches, grey_normalization,
-                    pick_device, weights_normalization)
+from .factory import create_model, input_normalization
+from .files import atomic_file
+from .registry import get_model_info
 
 CLASSIFIERS = ("svm", "logreg")
 
@@ -53,7 +56,7 @@ def features(model_name: str, weights: str | None, dataset: str, out: str | os.P
     if getattr(model, "dense", False):
         raise CnnlabError(f"{model_name} scores every pixel; features are of classification networks")
     default = IMAGENET_NORMALIZATION if folder else NORMALIZATION[dataset]
-    mean, std = (weights_normalization(weights) if weights else None) or default
+    mean, std = (input_normalization(weights, model_name) if weights else None) or default
     size = tuple(getattr(model, "input_size", info.input_size))
     dev = pick_device(device)
     model.to(dev)
@@ -66,7 +69,7 @@ def features(model_name: str, weights: str | None, dataset: str, out: str | os.P
         else:
             split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
             if train:
-                mean, std = channel_normalization(split, size, mean, std)
+                mean, std = channel_normalization(split.images, size, mean, std)
             data = DeviceData(split, size, mean, std, dev)
         splits[name] = extract(model, data)
     result = {"train_x": splits["train"][0], "train_y": splits["train"][1], "test_x": splits["test"][0],

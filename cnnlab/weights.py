@@ -4,7 +4,7 @@ Our modules carry torchvision's names wherever torchvision has the same network,
 state dicts convert by identity; the conversion still checks every key and shape, so a file
 for another network fails with a list of what does not fit instead of a silent partial load.
 
-`create_model(name, weights="imagenet")` finds torchvision's file for `name` in the cache (the
+`cnnlab.create_model(name, weights="imagenet")` finds torchvision's file for `name` in the cache (the
 one torchvision itself uses, `$TORCH_HOME/hub/checkpoints`, or `$CNNLAB_WEIGHTS`), or downloads
 it from its official URL; either way the file's sha256 must start with the hash in its name
 (torch.hub's convention). Nothing is downloaded when the file is there, or with CNNLAB_OFFLINE=1.
@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from .checkpoint import load, write_problem
+from .checkpoint import load, model_state
 from .errors import WeightsError
-from .registry import create_model
+from .files import write_problem
+from .registry import build_model
 
 # cnnlab name -> (torchvision builder, keyword arguments our builder needs to match it)
 TORCHVISION_MODELS = {
@@ -54,8 +54,8 @@ class Pretrained:
     top5: float
     resize: int  # preprocessing: shorter side to `resize`, centre crop `crop`, RGB 0-1, then mean/std
     crop: int
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     licence: str = LICENCE
     build: dict = field(default_factory=dict)  # keyword arguments of the model these weights fit
 
@@ -87,7 +87,7 @@ def pretrained(name: str) -> Pretrained:
     entry = tvm.get_model_weights(tv_name)["IMAGENET1K_V1"]
     metrics, tf = entry.meta["_metrics"]["ImageNet-1K"], entry.transforms()
     return Pretrained(name, entry.url, metrics["acc@1"], metrics["acc@5"], tf.resize_size[0], tf.crop_size[0],
-                      build={**kwargs, **PRETRAINED_KWARGS.get(name, {})})
+                      tuple(tf.mean), tuple(tf.std), build={**kwargs, **PRETRAINED_KWARGS.get(name, {})})
 
 
 def weights_dir() -> Path:
@@ -128,10 +128,7 @@ def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
 
 def load_weights(model: torch.nn.Module, name: str, source: str | os.PathLike) -> None:
     """Load a weights file (ours or torchvision's, safetensors or .pth) into `model`."""
-    state = read_state_dict(source)
-    if any(k.startswith("model.") for k in state):  # a cnnlab training checkpoint: its model part
-        state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
-    load_into(model, state, name, source)
+    load_into(model, model_state(read_state_dict(source)), name, source)
 
 
 def num_classes_of(state: Mapping[str, Tensor]) -> int | None:
@@ -153,7 +150,7 @@ def convert_torchvision(name: str, state_dict: Mapping[str, Tensor]) -> dict[str
         kwargs = {**kwargs, "aux_logits": any(k.startswith("aux1.") for k in state_dict)}
     num_classes = _num_classes(state_dict)
     with torch.device("meta"):
-        expected = create_model(name, num_classes=num_classes, **kwargs).state_dict()
+        expected = build_model(name, num_classes=num_classes, **kwargs).state_dict()
     converted = dict(state_dict)  # identity: our module names are torchvision's
     check_state_dict(name, expected, converted)
     return converted
@@ -217,87 +214,3 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
                                                        for k, v in obj.items()):
         raise WeightsError(f"{path}: not a state dict (a mapping of names to tensors)")
     return dict(obj)
-
-
-def build_with_weights(name: str, weights: str | os.PathLike, num_classes: int | None, kwargs: dict):
-    """create_model(name, weights=...): "imagenet" (torchvision's published file, fetched or from
-    the cache), a cache directory holding that file, a cnnlab run directory or run file, or a
-    weights file (.safetensors, or a PyTorch .pth/.pt state dict, e.g. torchvision's). With
-    `num_classes` different from the weights', the classifier is replaced by a new one (transfer
-    learning); every other layer keeps its weights."""
-    path = Path(weights)
-    info = pretrained(name) if name in TORCHVISION_MODELS else None
-    kind = weights_kind(weights)
-    if kind == "published":
-        if info is None:
-            pretrained(name)  # raises: no published weights
-        source = fetch(info, None if str(weights) == "imagenet" else path)
-        model = create_model(name, **{**info.build, **kwargs})
-        load_weights(model, name, source)
-        model.pretrained = info
-    elif kind == "run":
-        from .evaluate import run_config
-        from .train import load_model
-
-        model = load_model(path)
-        if model.model_name != name:
-            raise WeightsError(f"{path} holds a {model.model_name}, not a {name}")
-        run = run_config(path)
-        trained = run.get("model_kwargs", {})
-        if {**trained, **kwargs} != trained:
-            model = with_options(model, run.get("num_classes"), {**trained, **kwargs}, path)
-    elif kind == "file":
-        state = read_state_dict(path)
-        if any(k.startswith("model.") for k in state):
-            state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
-        build = {}
-        if info is not None and path.suffix != ".safetensors":  # a torchvision file: its variant
-            build = info.build if path.name == info.filename else TORCHVISION_MODELS[name][1]
-        model = create_model(name, num_classes=num_classes_of(state), **{**build, **kwargs})
-        load_into(model, state, name, path)
-    else:
-        raise WeightsError(f"weights {str(weights)!r}: no such file or directory; use \"imagenet\", a weights "
-                           "file (.safetensors, .pth), a cnnlab run directory or a folder holding the published file")
-    if num_classes is not None and num_classes != num_classes_of(model.state_dict()):
-        model.reset_classifier(num_classes)
-    return model
-
-
-def with_options(trained: torch.nn.Module, num_classes: int | None, kwargs: dict,
-                 source: str | os.PathLike) -> torch.nn.Module:
-    """`trained`'s network built again with other builder options `kwargs`, holding every layer
-    `trained` has (same names and shapes, else WeightsError); the layers the options add keep
-    their initialisation. The two-stage recipe of Yu & Koltun: train the dilated front end, then
-    add the context module (context=True) on top of it."""
-    name = trained.model_name
-    model = create_model(name, num_classes=num_classes, **kwargs)
-    state = trained.state_dict()
-    kept = {k: v for k, v in model.state_dict().items() if k in state}
-    try:
-        check_state_dict(name, kept, state, source)
-    except WeightsError as e:
-        raise WeightsError(f"{e} (built with {kwargs})") from None
-    model.load_state_dict(state, strict=False)
-    return model
-
-
-def weights_kind(weights: str | os.PathLike) -> str:
-    """What `weights` names: "published" ("imagenet", or a folder holding torchvision's file),
-    "run" (a cnnlab run directory or run file), "file" (another weights file) or "missing"."""
-    path = Path(weights)
-    if str(weights) == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
-        return "published"
-    if path.is_dir() or _is_run_file(path):
-        return "run"
-    return "file" if path.is_file() else "missing"
-
-
-def _is_run_file(path: Path) -> bool:
-    """A .safetensors file written by `cnnlab train` (its metadata holds the run's config)."""
-    if path.suffix != ".safetensors" or not path.is_file():
-        return False
-    try:
-        with safe_open(path, "pt") as f:  # the header only, not the tensors
-            return '"config"' in (f.metadata() or {}).get("cnnlab", "")
-    except (SafetensorError, OSError, ValueError):
-        return False  # load() reports what is wrong with it

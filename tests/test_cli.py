@@ -131,7 +131,7 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
     (["train", "lenet5", "--checkpoint-steps", "0"], "argument --checkpoint-steps: must be at least 1"),
     (["train", "lenet5", "--on-bad-image", "ignore"], "argument --on-bad-image: invalid choice: 'ignore'"),
     (["train", "lenet5", "--val-split", "1"], "argument --val-split: must be a fraction in [0, 1), got 1"),
-    (["train", "lenet5", "--early-stop", "0"], "argument --early-stop: must be at least 1, got 0"),
+    (["train", "lenet5", "--early-stop", "0"], "argument --early-stop: must be at least 1 epoch, got 0"),
     (["train", "lenet5", "--device", "mps"], "device 'mps' is not supported (cnnlab runs on CPUs and CUDA GPUs)"),
     (["train", "lenet5", "--device", "gpu"], "unknown device 'gpu'; use cpu, cuda, cuda:N or auto"),
     (["eval", "/no/such/run"], "/no/such/run: no such file"),
@@ -181,7 +181,7 @@ def test_train_into_a_run_directory_is_refused_before_anything_is_printed(tmp_pa
 
 def test_a_gpu_number_beyond_the_machine_is_named(monkeypatch):
     from cnnlab.errors import CnnlabError
-    from cnnlab.train import pick_device
+    from cnnlab.device import pick_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert pick_device("cuda:1") == torch.device("cuda:1")
@@ -208,7 +208,7 @@ def test_paths_in_the_way_are_one_line(tmp_path, capsys):
     IsADirectoryError tracebacks (the latter naming a temporary file)."""
     from pathlib import Path
 
-    from cnnlab.checkpoint import atomic_file
+    from cnnlab.files import atomic_file
     from cnnlab.errors import WriteError
     from conftest import DATA
     run, blocker = tmp_path / "run", tmp_path / "afile"

@@ -8,8 +8,10 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
-from cnnlab.evaluate import evaluate_runs, metrics, predict_images
-from cnnlab.train import DeviceData, recipe, train
+from cnnlab.evaluation.metrics import classification
+from cnnlab.evaluation.runs import evaluate_runs, predict_images
+from cnnlab.data.loaders import DeviceData
+from cnnlab.train import recipe, train
 from conftest import DATA
 
 
@@ -26,7 +28,7 @@ def runs(tmp_path_factory):
 def test_metrics_by_hand():
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1], [0.2, 0.7, 0.1]])
     labels = torch.tensor([0, 2, 1, 1])
-    m = metrics(probs, labels, ("a", "b", "c"))
+    m = classification(probs, labels, ("a", "b", "c"))
     assert m["top1"] == 0.75 and m["top5"] == 1.0
     assert m["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
     assert m["per_class"] == {"a": 1.0, "b": 0.5, "c": 1.0}
@@ -154,8 +156,8 @@ def test_visualize_filters_and_feature_maps(runs, tmp_path, capsys):
 
 
 def test_ten_crop_views_and_the_misclassified_gallery(runs, tmp_path):
-    from cnnlab.evaluate import views
-    from cnnlab.train import DeviceData
+    from cnnlab.evaluation.tta import views
+    from cnnlab.data.loaders import DeviceData
     data = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), (0.1307,), (0.3081,),
                       torch.device("cpu"))
     x, _ = data.batch(torch.arange(4))
@@ -174,7 +176,7 @@ def test_ten_crop_views_and_the_misclassified_gallery(runs, tmp_path):
 
 
 def test_googlenet_multicrop_views(runs):
-    from cnnlab.evaluate import MULTICROP_SCALES, views
+    from cnnlab.evaluation.tta import MULTICROP_SCALES, views
     # GoogLeNet's scales: 256, 288, 320 and 352 pixels for 224-pixel crops
     assert [round(224 * s) for s in MULTICROP_SCALES] == [256, 288, 320, 352]
     x = torch.arange(2 * 28 * 28, dtype=torch.float32).view(2, 1, 28, 28) / 1000

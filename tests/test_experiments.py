@@ -99,13 +99,13 @@ TINY = dict(epochs=1, max_steps=2, train_per_class=8, test_per_class=4, batch_si
 def test_every_experiment_runs_end_to_end(name, tmp_path):
     log = []
     result = run_experiment(name, "small", 1, tmp_path / name, log=log.append, data_dir=str(DATA), **TINY)
-    assert result["verdict"] in (HELD, NOT_HELD, INCONCLUSIVE)
+    assert result.verdict in (HELD, NOT_HELD, INCONCLUSIVE)
     report = (tmp_path / name / "report.md").read_text()
-    assert report.startswith(f"# {name}") and f"**Verdict: {result['verdict']}**" in report
-    assert all(f"| {row['arm']} |" in report for row in result["table"])
-    assert report.count("cnnlab train ") == len(result["commands"]) >= 2
+    assert report.startswith(f"# {name}") and f"**Verdict: {result.verdict}**" in report
+    assert all(f"| {row['arm']} |" in report for row in result.table)
+    assert report.count("cnnlab train ") == len(result.commands) >= 2
     metrics = json.loads((tmp_path / name / "metrics.json").read_text())
-    assert metrics["verdict"] == result["verdict"] and set(metrics["runs"]) == set(result["runs"])
+    assert metrics["verdict"] == result.verdict and set(metrics["runs"]) == set(result.runs)
     assert all(len(h) == 1 for h in metrics["runs"].values())
     assert (tmp_path / name / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -137,7 +137,7 @@ def test_the_options_the_experiments_use():
 
 
 def test_gallery_page_from_reports(tmp_path):
-    from cnnlab.experiments import plot_panels, write_gallery
+    from cnnlab.experiments import Panel, plot_panels, write_gallery
 
     folder = tmp_path / "results" / "dropout"
     folder.mkdir(parents=True)
@@ -145,8 +145,7 @@ def test_gallery_page_from_reports(tmp_path):
     (folder / "metrics.json").write_text(json.dumps({
         "experiment": "dropout", "claim": EXPERIMENTS["dropout"].claim, "scale": "small", "seeds": 1, "verdict": HELD,
         "numbers": "gap 10.7 vs 8.8 points", "table": table, "seconds": 54.2, "runs": {}}))
-    plot_panels([{"xlabel": "epoch", "ylabel": "test accuracy", "series": {"a-seed0": ([1, 2], [0.5, 0.6])}}],
-                folder / "curves.png")
+    plot_panels([Panel("epoch", "test accuracy", {"a-seed0": ([1, 2], [0.5, 0.6])})], folder / "curves.png")
     older = tmp_path / "results" / "init"  # a report from before timings were kept: no made-up time
     shutil.copytree(folder, older)
     meta = json.loads((older / "metrics.json").read_text())

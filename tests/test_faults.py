@@ -104,7 +104,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
 
 
 def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import cnnlab.train as T
+    import cnnlab.train.loop as T
     real, calls = T.loss_fn, []
 
     def poisoned(out, y, smoothing):
@@ -198,7 +198,7 @@ def test_downloads_are_checked_and_never_left_half_written(tmp_path, monkeypatch
 
 
 def test_checkpoints_every_few_minutes_inside_an_epoch(tmp_path, monkeypatch):
-    import cnnlab.train as T
+    import cnnlab.train.state as T
     saved, real = [], T.atomic_save
 
     def spy(tensors, path, meta):
@@ -213,7 +213,7 @@ def test_checkpoints_every_few_minutes_inside_an_epoch(tmp_path, monkeypatch):
 
 
 def test_an_unreadable_image_to_predict_is_one_clear_error(tmp_path):
-    from cnnlab.evaluate import image_input
+    from cnnlab.evaluation.runs import image_input
     from cnnlab.errors import DatasetError
     bad = tmp_path / "digit.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
@@ -261,7 +261,7 @@ def test_a_full_disk_mid_run_keeps_the_last_checkpoint_and_says_how_to_resume(tm
 def test_a_full_disk_while_caching_a_decoded_dataset_only_costs_the_cache(tmp_path, monkeypatch, capsys):
     import errno
 
-    import cnnlab.data as D
+    import cnnlab.data.datasets as D
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     source = tmp_path / "images.bin"
     source.write_bytes(b"decoded once")
@@ -286,7 +286,7 @@ def test_a_full_disk_while_caching_a_decoded_dataset_only_costs_the_cache(tmp_pa
 @pytest.mark.parametrize("code, words", [(28, "no space left on the device; free some space or write elsewhere"),
                                          (30, "read-only file system; write elsewhere")])
 def test_a_file_that_cannot_be_written_is_one_line_and_changes_nothing(tmp_path, code, words):
-    from cnnlab.checkpoint import atomic_file
+    from cnnlab.files import atomic_file
     from cnnlab.errors import WriteError
     target = tmp_path / "report.json"
     target.write_text("the old report")
@@ -302,7 +302,7 @@ def test_a_file_that_cannot_be_written_is_one_line_and_changes_nothing(tmp_path,
 def test_the_command_line_names_a_full_disk_in_one_line(tmp_path, monkeypatch, capsys):
     import errno
 
-    import cnnlab.export as X
+    import cnnlab.cli.export as X  # the command's module, which calls cnnlab.export.export
     from cnnlab.cli import main
     out = tmp_path / "m.onnx"
 
@@ -317,7 +317,7 @@ def test_the_command_line_names_a_full_disk_in_one_line(tmp_path, monkeypatch, c
 def test_a_download_onto_a_full_disk_says_so(tmp_path, monkeypatch):
     import errno
 
-    import cnnlab.data as D
+    import cnnlab.data.datasets as D
     from cnnlab.errors import DatasetError
     monkeypatch.setenv("CNNLAB_OFFLINE", "0")
     source = tmp_path / "source.bin"

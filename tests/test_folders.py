@@ -6,7 +6,7 @@ import pytest
 
 from cnnlab.cli import main
 from cnnlab.data import DatasetError, ImageFolder
-from cnnlab.evaluate import evaluate_runs
+from cnnlab.evaluation.runs import evaluate_runs
 from cnnlab.train import recipe, train
 from conftest import DATA
 
@@ -64,8 +64,8 @@ def test_colour_photos_train_a_grey_network(photo_folders, tmp_path):
 
     import torch
 
-    from cnnlab.evaluate import predict_images
-    from cnnlab.train import FolderData
+    from cnnlab.evaluation.runs import predict_images
+    from cnnlab.data.loaders import FolderData
 
     data = FolderData(photo_folders / "split", False, (1, 28, 28), [0.5], [0.25], 8, torch.device("cpu"))
     x, _ = next(data.batches())
@@ -113,13 +113,13 @@ def test_class_subsets_of_a_folder(photo_folders, tmp_path, monkeypatch):
         ImageFolder(photo_folders / "split", True).select(("cow",))
     import cnnlab.train
     seen = []
-    real = cnnlab.train.FolderData.__init__
+    real = cnnlab.data.loaders.FolderData.__init__
 
     def spy(self, images, train, *args, **kwargs):
         real(self, images, train, *args, **kwargs)
         seen.append((train, self.classes, len(self)))
 
-    monkeypatch.setattr(cnnlab.train.FolderData, "__init__", spy)
+    monkeypatch.setattr(cnnlab.data.loaders.FolderData, "__init__", spy)
     cfg = recipe("resnet20", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=4, lr=0.05, augment=(),
                  classes=("ship", "cat"), train_per_class=6, test_per_class=5, out=str(tmp_path / "run"))
     result = train(cfg, log=lambda line: None)
@@ -135,7 +135,7 @@ def test_16_bit_greyscale_images_are_scaled_not_clipped(tmp_path):
     import torch
     from PIL import Image
 
-    from cnnlab.evaluate import image_input
+    from cnnlab.evaluation.runs import image_input
     levels = np.arange(28 * 28, dtype=np.float64).reshape(28, 28) / (28 * 28 - 1)  # 0 .. 1
     eight = np.rint(levels * 255).astype(np.uint8)
     for cls in ("dark", "light"):
@@ -164,12 +164,12 @@ def test_a_folder_validates_on_the_last_training_photos_of_each_class(photo_fold
     assert not {n for n, _ in images.samples} & {n for n, _ in val.samples}
     import cnnlab.train
     seen = []
-    real = cnnlab.train.FolderData.__init__
+    real = cnnlab.data.loaders.FolderData.__init__
 
     def spy(self, images, train, *args, **kwargs):
         real(self, images, train, *args, **kwargs)
         seen.append((train, len(self)))
-    monkeypatch.setattr(cnnlab.train.FolderData, "__init__", spy)
+    monkeypatch.setattr(cnnlab.data.loaders.FolderData, "__init__", spy)
     cfg = recipe("resnet20", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=8, lr=0.05, augment=(),
                  train_per_class=10, val_split=0.3, out=str(tmp_path / "run"))
     row = train(cfg, log=lambda line: None)["history"][0]

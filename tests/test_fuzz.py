@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import save
 
 from cnnlab.checkpoint import load
-from cnnlab.cli import read_config
+from cnnlab.train.settings import read_settings_file
 from cnnlab.data import ImageFolder, load_cifar10_zip, load_csv, read_idx
 from cnnlab.errors import CnnlabError
 from cnnlab.weights import read_state_dict
@@ -154,7 +154,7 @@ def test_config_files(tmp_path, text, suffix):
     path = tmp_path / f"run{suffix}"
     path.write_text(text)
     try:
-        settings_ = read_config(str(path))
+        settings_ = read_settings_file(str(path))
     except CnnlabError as e:
         assert str(path) in str(e)
     else:
@@ -182,4 +182,4 @@ def test_the_valid_files_used_for_mutation_are_valid(tmp_path):
     assert read_idx(_write(tmp_path, "i.gz", _idx_file()), 2051).shape == (3, 4, 4)
     assert load_cifar10_zip(_write(tmp_path, "z.zip", _cifar_zip()), train=True).images.shape == (1, 3, 32, 32)
     with pytest.raises(CnnlabError):
-        read_config(str(_write(tmp_path, "bad.json", b'{"lr": "fast"}')))
+        read_settings_file(str(_write(tmp_path, "bad.json", b'{"lr": "fast"}')))

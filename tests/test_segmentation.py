@@ -15,8 +15,11 @@ from cnnlab.cli import main
 from cnnlab.data import Split
 from cnnlab.errors import CnnlabError, DatasetError
 from cnnlab.models.fcn import bilinear_kernel
-from cnnlab.segmentation import IGNORE, VOC_CLASSES, confusion, load_voc, mnist_scenes, palette, scores
-from cnnlab.train import DeviceData, recipe, train
+from cnnlab.data.segmentation import IGNORE, VOC_CLASSES, load_voc, mnist_scenes
+from cnnlab.evaluation.metrics import confusion, scores
+from cnnlab.evaluation.plots import palette
+from cnnlab.data.loaders import DeviceData
+from cnnlab.train import recipe, train
 from conftest import DATA
 
 
@@ -149,7 +152,7 @@ def test_fcn_trains_on_mnist_scenes_and_eval_renders(tmp_path, capsys):
     assert config["model_kwargs"]["pad100"] is False
     assert main(["eval", str(run), "--data-dir", str(DATA), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["images"] == 2000 and set(report["iou"]) == set(cnnlab.segmentation.SCENE_CLASSES)
+    assert report["images"] == 2000 and set(report["iou"]) == set(cnnlab.data.segmentation.SCENE_CLASSES)
     assert (run / "segmentation.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["predict", str(run), str(run / "segmentation.png")]) == 2
     assert "is a segmentation run; `cnnlab eval" in capsys.readouterr().err
@@ -181,7 +184,7 @@ def test_dilated_front_end_by_hand():
 
 
 def test_mnist_scenes_normalisation_is_the_training_scenes_own():
-    from cnnlab.train import NORMALIZATION
+    from cnnlab.data.normalization import NORMALIZATION
 
     x = mnist_scenes(True, data_dir=DATA).images.float() / 255
     (mean,), (std,) = NORMALIZATION["mnist-scenes"]

@@ -10,7 +10,8 @@ import cnnlab
 import cnnlab.checkpoint
 from cnnlab.data import load_dataset
 from cnnlab.errors import CnnlabError
-from cnnlab.train import DeviceData, TrainConfig, recipe, train
+from cnnlab.data.loaders import DeviceData
+from cnnlab.train import TrainConfig, recipe, train
 from conftest import DATA
 
 
@@ -91,9 +92,9 @@ def test_resume_keeps_the_runs_settings(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (dict(epochs=0), "epochs must be at least 1"), (dict(batch_size=0), "batch size must be at least 1"),
-    (dict(lr=-0.1), "learning rate must be a positive number"), (dict(optimizer="adamm"), "optimizer must be one of"),
+    (dict(lr=-0.1), "learning rate must be positive, got -0.1"), (dict(optimizer="adamm"), "optimizer must be one of"),
     (dict(schedule="cos"), "schedule must be one of"), (dict(augment=("rotation",)), "unknown augmentation 'rotation'"),
-    (dict(normalize="minmax"), "normalize must be standard or center"),
+    (dict(normalize="minmax"), "normalize must be one of standard, center"),
     (dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"), "a csv: dataset is standardised per column"),
     (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
     (dict(compile="fast"), "compile must be one of default, reduce-overhead"),
@@ -106,9 +107,9 @@ def test_resume_keeps_the_runs_settings(tmp_path):
     (dict(early_stop=2.5), "early_stop = 2.5 has the wrong type; e.g. early_stop = 1"),
     (dict(target=5), "target = 5 has the wrong type; e.g. target = 'text'"),
     (dict(model_kwargs=[1]), r"model_kwargs = \[1\] has the wrong type; e.g. model_kwargs = {}"),
-    (dict(momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
+    (dict(momentum=1.5), r"momentum must be a fraction in \[0, 1\), got 1.5"),
     (dict(schedule="step", step_size=0), "step size must be at least 1 epoch, got 0"),
-    (dict(schedule="step", gamma=0.0), "gamma must be a positive factor, got 0.0"),
+    (dict(schedule="step", gamma=0.0), "gamma must be positive, got 0.0"),
     (dict(schedule="plateau", gamma=1.0), "gamma must be a positive factor below 1 for plateau, got 1.0"),
 ])
 def test_bad_settings_fail_before_any_work(change, message):
@@ -149,7 +150,7 @@ def test_lenet5_as_published_reaches_98_5_percent_on_mnist():
 
 
 def _lrs(cfg, steps_per_epoch=10):
-    from cnnlab.train import Schedule, make_optimizer
+    from cnnlab.train.optim import Schedule, make_optimizer
     model = torch.nn.Linear(2, 2)
     opt = make_optimizer(cfg, model)
     sched = Schedule(cfg, opt, steps_per_epoch)
@@ -181,7 +182,7 @@ def test_schedules_and_warmup():
 @pytest.mark.parametrize("optimizer, momentum, cycled", [
     ("sgd", 0.9, True), ("sgd", 0.0, False), ("rmsprop", 0.0, False), ("adagrad", 0.9, False), ("adam", 0.0, True)])
 def test_one_cycle_cycles_momentum_only_where_there_is_some(optimizer, momentum, cycled):
-    from cnnlab.train import Schedule, make_optimizer
+    from cnnlab.train.optim import Schedule, make_optimizer
     cfg = TrainConfig(model="mlp", epochs=1, optimizer=optimizer, momentum=momentum, lr=0.01, schedule="onecycle")
     opt = make_optimizer(cfg, torch.nn.Linear(2, 2))
     Schedule(cfg, opt, 10)
@@ -195,7 +196,8 @@ def test_one_cycle_cycles_momentum_only_where_there_is_some(optimizer, momentum,
 
 
 def test_penalties_and_initialisations():
-    from cnnlab.train import initialize, penalty
+    from cnnlab.models.adapt import initialize
+    from cnnlab.train.losses import penalty
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
     with torch.no_grad():
         model[0].weight.fill_(-1.0)
@@ -241,9 +243,9 @@ def test_config_file_and_flag_precedence(tmp_path, capsys):
         config.write_text(text)
         assert main(["train", "mlp", "--config", str(config)]) == 2
         assert message in capsys.readouterr().err
-    from cnnlab.cli import read_config
+    from cnnlab.train.settings import read_settings_file
     config.write_text('{"compile": "reduce-overhead"}')  # a mode, or true/false
-    assert read_config(str(config)) == {"compile": "reduce-overhead"}
+    assert read_settings_file(str(config)) == {"compile": "reduce-overhead"}
     config.write_text('{"compile": "turbo", "max_steps": 1}')
     assert main(["train", "mlp", "--config", str(config), "--data-dir", str(DATA)]) == 2
     assert "compile must be one of default, reduce-overhead" in capsys.readouterr().err
@@ -300,7 +302,7 @@ def test_rotate_matches_torchvision_at_the_extreme_angles(monkeypatch, draw, deg
 
 def test_rotated_masks_keep_their_classes_and_void_the_corners():
     from cnnlab.data import Split
-    from cnnlab.segmentation import IGNORE
+    from cnnlab.data.segmentation import IGNORE
     images = torch.zeros(8, 1, 16, 16, dtype=torch.uint8)
     images[:, 0, 4:12, 4:12] = 255
     masks = (images[:, 0] > 0).to(torch.uint8) * 2
@@ -343,7 +345,7 @@ def test_zca_whitening_decorrelates():
 
 
 def test_layer_statistics_show_vanishing_gradients_and_dead_units(tmp_path):
-    from cnnlab.train import layer_statistics
+    from cnnlab.train.stats import layer_statistics
     torch.manual_seed(0)
     deep = torch.nn.Sequential(*[m for _ in range(12) for m in (torch.nn.Linear(32, 32), torch.nn.Sigmoid())],
                                torch.nn.Linear(32, 10))
@@ -389,7 +391,7 @@ def test_the_lectures_temperature_regressor(tmp_path):
     assert result["test"]["rmse"] < 1.25 * 1.5  # within 25 % of the noise floor (the daily noise's sigma)
     model = cnnlab.load_model(tmp_path / "run")
     assert model.fc.out_features == 1 and model.in_features == 3
-    from cnnlab.evaluate import predict_images
+    from cnnlab.evaluation.runs import predict_images
     with pytest.raises(CnnlabError, match="takes rows of numbers, not images"):  # it was a traceback
         predict_images(tmp_path / "run", [csv])
 
@@ -430,7 +432,7 @@ def test_csv_files_as_spreadsheets_write_them(tmp_path):
 def test_the_smallest_table_and_a_constant_column_train_to_finite_numbers(tmp_path):
     """Two rows leave one for training: its sample std was NaN. A column constant in the training
     rows was divided by 1e-8, so another value in a test row became ~1e8."""
-    from cnnlab.train import table_data
+    from cnnlab.data.tables import table_data
     two = tmp_path / "two.csv"
     two.write_text("a,b,y\n1,2,3\n4,5,6\n")
     result = train(TrainConfig(model="mlp", dataset=f"csv:{two}", loss="mse", target="y", epochs=1), log=lambda line: None)
@@ -460,7 +462,8 @@ def test_compiled_training_matches_eager_and_compiles_once():
 
 
 def test_the_full_batch_of_each_process():
-    from cnnlab.train import Dist, full_batch_size
+    from cnnlab.device import Dist
+    from cnnlab.train.batches import full_batch_size
 
     class Data:
         def __len__(self):
@@ -473,7 +476,8 @@ def test_the_full_batch_of_each_process():
 
 
 def test_every_default_recipe_is_valid_for_a_registered_model():
-    from cnnlab.train import RECIPES, Schedule, make_optimizer
+    from cnnlab.train import RECIPES
+    from cnnlab.train.optim import Schedule, make_optimizer
     for (model, dataset), settings in RECIPES.items():
         cfg = recipe(model, dataset)
         cfg.check()
@@ -519,7 +523,7 @@ def test_small_images_are_padded_a_little_or_resized_up_batch_by_batch():
     assert torch.allclose(x, expected, atol=1e-5)
     with pytest.raises(CnnlabError, match="these 32x32 images are resized up to 224x224 batch by batch; drop --whiten"):
         far.fit_zca()
-    from cnnlab.train import eval_batch_size
+    from cnnlab.data.loaders import eval_batch_size
     assert eval_batch_size(near) == 1000 and eval_batch_size(far) == 55  # 2^23 input values per batch at most
 
 
@@ -535,7 +539,7 @@ def test_an_image_file_is_prepared_as_in_training(tmp_path, model_size):
     from PIL import Image
 
     from cnnlab.data import Split
-    from cnnlab.evaluate import image_input
+    from cnnlab.evaluation.runs import image_input
 
     image = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
     Image.fromarray(image[0].permute(1, 2, 0).numpy()).save(tmp_path / "x.png")
@@ -559,7 +563,7 @@ def test_a_validation_split_is_the_last_of_each_class_and_keeps_one_for_training
 
 
 def test_a_validation_split_is_evaluated_each_epoch_beside_the_test_set(monkeypatch):
-    import cnnlab.train as T
+    import cnnlab.data.loaders as T
     sizes, real = [], T.DeviceData.__init__
 
     def spy(self, split, *args, **kwargs):
@@ -623,7 +627,7 @@ def test_validation_split_errors():
 
 
 def test_a_table_validates_on_its_last_training_rows(tmp_path):
-    from cnnlab.train import table_data
+    from cnnlab.data.tables import table_data
     table = tmp_path / "t.csv"
     table.write_text("x,y\n" + "".join(f"{i},{2 * i}\n" for i in range(20)))
     train_rows, test_rows, mean, std, val_rows = table_data(str(table), "y", torch.device("cpu"), 0.25)
@@ -634,7 +638,7 @@ def test_a_table_validates_on_its_last_training_rows(tmp_path):
 
 
 def test_mixup_blends_pairs_and_their_losses():
-    from cnnlab.train import mix_batch
+    from cnnlab.train.losses import mix_batch
     x, y = torch.randn(8, 1, 4, 4), torch.arange(8)
     g = torch.Generator().manual_seed(0)
     mixed, partners, lam = mix_batch(x, y, 0.4, seed=3, step=17, generator=g)

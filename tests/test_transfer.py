@@ -10,7 +10,8 @@ import cnnlab
 from cnnlab.cli import main
 from cnnlab.data import load_dataset, subset
 from cnnlab.errors import CnnlabError, DatasetError
-from cnnlab.train import freeze, head_name, recipe, train
+from cnnlab.models.adapt import freeze, head_name
+from cnnlab.train import recipe, train
 from cnnlab.transfer import advise, features, linear_classifier
 from conftest import DATA
 
@@ -66,7 +67,7 @@ def test_feature_extractor_trains_only_a_new_head_with_frozen_statistics(mnist_r
     config = json.loads((tmp_path / "t" / "config.json").read_text())
     assert config["mean"] == [0.1307] and config["std"] == [0.3081]  # the input the MNIST weights expect
     assert config["classes"] == ["cat", "dog"] and config["input_size"] == [1, 28, 28]
-    from cnnlab.evaluate import evaluate_runs
+    from cnnlab.evaluation.runs import evaluate_runs
     ev = evaluate_runs([tmp_path / "t"], data_dir=str(DATA))
     assert ev["images"] == 2000 and ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6)
     # a network with batch norm: frozen statistics stay as they were

@@ -43,7 +43,8 @@ def published(tmp_path, tv_name, monkeypatch, name):
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     file = tmp.rename(server / f"{tv_name}-{digest[:8]}.pth")
     real = W.pretrained(name)
-    info = W.Pretrained(name, file.as_uri(), real.top1, real.top5, real.resize, real.crop, build=real.build)
+    info = W.Pretrained(name, file.as_uri(), real.top1, real.top5, real.resize, real.crop, real.mean,
+                         real.std, build=real.build)
     monkeypatch.setattr(W, "pretrained", lambda n: info if n == name else real)
     return reference, file, info
 
@@ -89,7 +90,7 @@ def test_a_download_with_the_wrong_checksum_saves_nothing(tmp_path, monkeypatch)
     monkeypatch.setenv("CNNLAB_OFFLINE", "0")
     _, file, info = published(tmp_path, "resnet18", monkeypatch, "resnet18")
     wrong = file.rename(file.with_name("resnet18-00000000.pth"))
-    bad = W.Pretrained("resnet18", wrong.as_uri(), 0, 0, 256, 224, build=info.build)
+    bad = W.Pretrained("resnet18", wrong.as_uri(), 0, 0, 256, 224, info.mean, info.std, build=info.build)
     monkeypatch.setattr(W, "pretrained", lambda n: bad)
     with pytest.raises(WeightsError, match="invalid hash value.*nothing was saved"):
         cnnlab.create_model("resnet18", weights="imagenet")

@@ -1,4 +1,4 @@
-"""Datasets as tensors: MNIST, Fashion-MNIST and CIFAR-10, read from their official files (or
+"""Datasets as tensors: MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100, read from their official files (or
 the CIFAR-10 JPEG zip), verified, and kept as one uint8 tensor per split so that training can
 hold them on the device and augment whole batches there.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import math
 import os
 import shutil
 import sys
@@ -26,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import atomic_file, publish, write_problem
-from .errors import DatasetError
+from ..errors import DatasetError
+from ..files import atomic_file, publish, write_problem
 
 
 @dataclass(frozen=True)
@@ -232,111 +231,6 @@ def load_cifar_binary(name: str, archive: Path, train: bool) -> Split:
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels), classes)
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
-IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-
-
-def open_image(source, mode: str):
-    """A PIL image in `mode` ("RGB" or "L") from a path or file object. PIL converts 16-bit and
-    32-bit integer greyscale (16-bit PNGs, TIFFs) by clipping at 255, so a dark 16-bit image
-    would read as white; those are scaled instead, 65535 to 255."""
-    from PIL import Image
-
-    img = Image.open(source)
-    if img.mode.startswith("I;16") or img.mode == "I":
-        scaled = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
-        img = Image.fromarray(scaled, "L")
-    return img.convert(mode)
-
-
-class ImageFolder(torch.utils.data.Dataset):
-    """Images in one sub-folder per class, in a folder or a zip file, streamed through PIL.
-
-    Layouts: `ROOT/train/<class>/...` with `ROOT/val/<class>/...` (or `test/`), like ImageNet;
-    or just `ROOT/<class>/...`, split deterministically into 90 % training and 10 % test by a
-    hash of each file's name. Class indices follow the sorted class names.
-    """
-
-    def __init__(self, root: str | os.PathLike, train: bool, transform=None):
-        self.root, self.transform, self._zip = Path(root), transform, None
-        self.bad_images = "raise"
-        names = self._list()
-        split_dirs = {n.split("/")[0] for n in names if n.count("/") >= 2}
-        test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
-        if "train" in split_dirs and test_dir:
-            prefix = "train/" if train else f"{test_dir}/"
-            names = [n[len(prefix):] for n in names if n.startswith(prefix)]
-            self.prefix = prefix
-        else:
-            names = [n for n in names if (int(hashlib.md5(n.encode()).hexdigest(), 16) % 10 != 0) == train]
-            self.prefix = ""
-        names = [n for n in names if n.count("/") == 1]
-        self.classes = tuple(sorted({n.split("/")[0] for n in names}))
-        if not self.classes:
-            raise DatasetError(f"{self.root}: no images in class sub-folders (ROOT/<class>/<image> or "
-                               "ROOT/train/<class>/<image>)")
-        self.samples = sorted((n, self.classes.index(n.split("/")[0])) for n in names)
-        self.labels = torch.tensor([label for _, label in self.samples])
-
-    def _list(self) -> list[str]:
-        if self.root.is_dir():
-            return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                          if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        if zipfile.is_zipfile(self.root):
-            with zipfile.ZipFile(self.root) as z:
-                return sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_EXTENSIONS))
-        raise DatasetError(f"{self.root}: neither a folder nor a zip file")
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def read(self, i: int):
-        name = self.prefix + self.samples[i][0]
-        if self.root.is_dir():
-            data = (self.root / name).read_bytes()
-        else:
-            if self._zip is None:  # one handle per worker process
-                self._zip = zipfile.ZipFile(self.root)
-            data = self._zip.read(name)
-        try:
-            return open_image(io.BytesIO(data), "RGB")
-        except Exception as e:  # noqa: BLE001  (any file content: PIL raises OSError, ValueError, SyntaxError, ...)
-            raise DatasetError(f"{self.root}/{name}: not a readable image ({type(e).__name__}: {e})") from None
-
-    def __getitem__(self, i: int):
-        """(image, label); with `bad_images = "return"`, (None, message) for an unreadable file
-        instead of an error, so a DataLoader's main process can decide (`collate_readable`)."""
-        try:
-            img = self.read(i)
-        except DatasetError as e:
-            if self.bad_images == "return":
-                return None, str(e)
-            raise
-        return (self.transform(img) if self.transform else img), self.samples[i][1]
-
-    def __getstate__(self):  # zip handles do not cross process boundaries
-        return {**self.__dict__, "_zip": None}
-
-    def split_off(self, fraction: float) -> "ImageFolder":
-        """Move a validation split of `fraction` (`held_out`) out of these images; return it."""
-        import copy
-
-        mask = held_out(self.labels, fraction)
-        val, held = copy.copy(self), mask.tolist()
-        val.samples, val.labels = [s for s, m in zip(self.samples, held) if m], self.labels[mask]
-        self.samples, self.labels = [s for s, m in zip(self.samples, held) if not m], self.labels[~mask]
-        return val
-
-    def select(self, classes=(), per_class: int | None = None) -> "ImageFolder":
-        """Keep the images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at
-        most the first `per_class` of each class in file-name order, as `subset` does for a Split."""
-        names = tuple(classes) or self.classes
-        idx, labels = pick(self.classes, self.labels, names, per_class, str(self.root))
-        self.classes, self.labels = names, labels
-        self.samples = [(self.samples[i][0], label) for i, label in zip(idx.tolist(), labels.tolist())]
-        return self
-
-
 def subset(split: Split, classes=(), per_class: int | None = None) -> Split:
     """The images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at most
     the first `per_class` of each class in the dataset's order."""
@@ -382,15 +276,6 @@ def pick(classes: tuple[str, ...], labels: Tensor, names: tuple[str, ...], per_c
     return idx, remap[labels[idx]]
 
 
-def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:
-    """DataLoader collate for ImageFolder(bad_images="return"): the readable images stacked, their
-    labels, and the messages naming the unreadable files."""
-    good = [(x, y) for x, y in batch if x is not None]
-    bad = [msg for x, msg in batch if x is None]
-    x = torch.stack([x for x, _ in good]) if good else None
-    return x, torch.tensor([y for _, y in good], dtype=torch.long), bad
-
-
 # Splits already loaded by this process (an experiment trains many runs on the same data), keyed
 # by the source file, its size and time; the tensors are never modified in place.
 _LOADED: dict[tuple, Split] = {}
@@ -406,7 +291,7 @@ def _in_memory(source: Path, key: str, load) -> Split:
     return _LOADED[memo]
 
 
-def _cached(source: Path, key: str, build) -> Split:
+def cached_split(source: Path, key: str, build) -> Split:
     """Decoded splits are cached as plain tensors, keyed by the source file's size and time, and
     loaded with weights_only=True (no pickled code runs); kept in memory once loaded."""
     return _in_memory(source, key, lambda: _from_disk_cache(source, key, build))
@@ -452,64 +337,15 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
         archive = root / name / url.rsplit("/", 1)[1]
         zpath = root / "cifar10" / "cifar10-jpeg.zip"
         if name == "cifar10" and not archive.exists() and zpath.exists():  # the JPEG copy (see the data README)
-            return _cached(zpath, f"cifar10-jpeg-{split}", lambda: load_cifar10_zip(zpath, train))
+            return cached_split(zpath, f"cifar10-jpeg-{split}", lambda: load_cifar10_zip(zpath, train))
         if not archive.exists():
             try:
                 download(url, archive, md5)
             except DatasetError as e:
                 raise DatasetError(f"{name}: {archive} is missing and {e}; put the official binary archive "
                                    "there") from None
-        return _cached(archive, f"{name}-{split}", lambda: load_cifar_binary(name, archive, train))
+        return cached_split(archive, f"{name}-{split}", lambda: load_cifar_binary(name, archive, train))
     import difflib
     close = difflib.get_close_matches(name, DATASETS, n=3)
     raise DatasetError(f"unknown dataset {name!r}" + (f"; closest: {', '.join(close)}" if close else
                                                         f"; choose from {', '.join(DATASETS)}"))
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tuple[str, ...]]:
-    """A numeric CSV table with a header: the other columns as features (float32, N x F) and
-    `target` as the value to predict (float32, N). Rows keep their order (time series stay so)."""
-    import csv as csv_module
-
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark is no name
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot be read as CSV ({e})") from None
-    try:  # commas, or the semicolons and tabs of spreadsheets in many languages
-        delimiter = csv_module.Sniffer().sniff("\n".join(text.splitlines()[:20]), delimiters=",;\t").delimiter
-    except csv_module.Error:
-        delimiter = ","
-    try:  # blank lines (one at the end, say) are no rows
-        lines = [(i, row) for i, row in enumerate(csv_module.reader(io.StringIO(text, newline=""), delimiter=delimiter),
-                                                  start=1) if row]
-    except csv_module.Error as e:
-        raise DatasetError(f"{path}: not a readable CSV table ({e})") from None
-    if len(lines) < 3:
-        raise DatasetError(f"{path}: needs a header row and at least two data rows")
-    header = [h.strip() for h in lines[0][1]]
-    if target not in header:
-        raise DatasetError(f"{path}: no column {target!r}; columns: {', '.join(header)}")
-    values = np.empty((len(lines) - 1, len(header)), dtype=np.float32)
-    for r, (i, row) in enumerate(lines[1:]):
-        if len(row) != len(header):
-            raise DatasetError(f"{path}, line {i}: {len(row)} values for {len(header)} columns")
-        for j, cell in enumerate(row):
-            try:
-                value = float(cell)
-            except ValueError:
-                comma = "," in cell and cell.replace(",", ".", 1).replace(".", "", 1).strip().lstrip("+-").isdigit()
-                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number"
-                                   + (" (a decimal comma? write a point)" if comma else "")) from None
-            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a finite number"
-                                   + (" (beyond float32)" if math.isfinite(value) else ""))
-            values[r, j] = value
-    t = header.index(target)
-    features = np.delete(values, t, axis=1)
-    names = tuple(h for k, h in enumerate(header) if k != t)
-    return torch.from_numpy(features), torch.from_numpy(values[:, t].copy()), names

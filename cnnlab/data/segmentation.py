@@ -1,6 +1,5 @@
-"""Dense prediction data and metrics: MNIST scenes (generated offline from the real MNIST
-digits), Pascal VOC 2012 in its own folder layout, pixel accuracy and mean IoU, and pictures
-of input / prediction / ground truth.
+"""Datasets for dense prediction: MNIST scenes (generated offline from the real MNIST digits) and
+Pascal VOC 2012 in its own folder layout.
 
 Masks are uint8 (N, H, W) class indices; 255 marks pixels that count for nothing (VOC's
 object boundaries), as in the VOC devkit.
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from .data import MNIST_CLASSES, Split, _cached, data_root, load_dataset
-from .errors import DatasetError
+from ..errors import DatasetError
+from .datasets import MNIST_CLASSES, Split, cached_split, data_root, load_dataset
 
 IGNORE = 255
 SCENE_CLASSES = ("background", *MNIST_CLASSES)
@@ -45,7 +43,7 @@ def mnist_scenes(train: bool = True, count: int | None = None, size: int = 64, d
     if not source.exists():
         load_dataset("mnist", train=train, data_dir=data_dir)  # downloads it, or says where to put it
     key = f"mnist-scenes-v1-{'train' if train else 'test'}-{count}-{size}-{seed}"
-    return _cached(source, key, lambda: _draw_scenes(load_dataset("mnist", train=train, data_dir=data_dir),
+    return cached_split(source, key, lambda: _draw_scenes(load_dataset("mnist", train=train, data_dir=data_dir),
                                                      train, count, size, seed))
 
 
@@ -120,67 +118,3 @@ def load_segmentation(dataset: str, train: bool, data_dir=None) -> Split:
     if dataset.startswith("voc:"):
         return load_voc(dataset[4:], train)
     raise DatasetError(f"unknown segmentation dataset {dataset!r}; use {' or '.join(SEGMENTATION_DATASETS)}")
-
-
-def confusion(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    """Pixel confusion matrix (rows: true class, columns: predicted), void pixels left out."""
-    keep = target != IGNORE
-    idx = target[keep].long() * num_classes + pred[keep].long()
-    return torch.bincount(idx, minlength=num_classes ** 2).view(num_classes, num_classes)
-
-
-def scores(conf: Tensor) -> dict:
-    """Pixel accuracy, mean accuracy over classes, mean IoU and per-class IoU (Long et al. §5:
-    IoU = n_ii / (t_i + sum_j n_ji - n_ii)); classes absent from both truth and prediction are
-    left out of the means."""
-    conf = conf.double()
-    tp, truth, predicted = conf.diag(), conf.sum(1), conf.sum(0)
-    union = truth + predicted - tp
-    present = union > 0
-    iou = torch.where(present, tp / union.clamp_min(1), torch.nan)
-    has_truth = truth > 0
-    return {"pixel_accuracy": (tp.sum() / conf.sum().clamp_min(1)).item(),
-            "mean_accuracy": (tp[has_truth] / truth[has_truth]).mean().item() if has_truth.any() else 0.0,
-            "miou": iou[present].mean().item() if present.any() else 0.0,
-            "iou": [None if v != v else round(v, 6) for v in iou.tolist()]}
-
-
-def palette(num_classes: int) -> Tensor:
-    """VOC's colour map (the devkit's bit-interleaving), one RGB row per class; 255 white."""
-    colours = torch.zeros(256, 3, dtype=torch.uint8)
-    for c in range(256):
-        r = g = b = 0
-        v = c
-        for j in range(8):
-            r |= ((v >> 0) & 1) << (7 - j)
-            g |= ((v >> 1) & 1) << (7 - j)
-            b |= ((v >> 2) & 1) << (7 - j)
-            v >>= 3
-        colours[c] = torch.tensor([r, g, b], dtype=torch.uint8)
-    colours[IGNORE] = 255
-    return colours
-
-
-def render(images: Tensor, predictions: Tensor, targets: Tensor, path: Path, classes=()) -> Path:
-    """A PNG with one row per example: input, prediction, ground truth (VOC colours)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .checkpoint import save_figure
-
-    colours = palette(len(classes)).numpy()
-    n = len(images)
-    fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
-    for i in range(n):
-        img = images[i].permute(1, 2, 0).numpy()
-        axes[i][0].imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray")
-        axes[i][1].imshow(colours[predictions[i].numpy()])
-        axes[i][2].imshow(colours[targets[i].numpy()])
-        for ax in axes[i]:
-            ax.axis("off")
-    for ax, title in zip(axes[0], ("input", "prediction", "ground truth")):
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-    return path

@@ -1,0 +1,130 @@
+"""Photos in one sub-folder per class, in a folder or a zip file (the layout of ImageNet and of
+torchvision's ImageFolder), read one by one through PIL; unreadable files are named, or skipped."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DatasetError
+from .datasets import held_out, pick
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+def open_image(source, mode: str):
+    """A PIL image in `mode` ("RGB" or "L") from a path or file object. PIL converts 16-bit and
+    32-bit integer greyscale (16-bit PNGs, TIFFs) by clipping at 255, so a dark 16-bit image
+    would read as white; those are scaled instead, 65535 to 255."""
+    from PIL import Image
+
+    img = Image.open(source)
+    if img.mode.startswith("I;16") or img.mode == "I":
+        scaled = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+        img = Image.fromarray(scaled, "L")
+    return img.convert(mode)
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """Images in one sub-folder per class, in a folder or a zip file, streamed through PIL.
+
+    Layouts: `ROOT/train/<class>/...` with `ROOT/val/<class>/...` (or `test/`), like ImageNet;
+    or just `ROOT/<class>/...`, split deterministically into 90 % training and 10 % test by a
+    hash of each file's name. Class indices follow the sorted class names.
+    """
+
+    def __init__(self, root: str | os.PathLike, train: bool, transform=None):
+        self.root, self.transform, self._zip = Path(root), transform, None
+        self.bad_images = "raise"
+        names = self._list()
+        split_dirs = {n.split("/")[0] for n in names if n.count("/") >= 2}
+        test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
+        if "train" in split_dirs and test_dir:
+            prefix = "train/" if train else f"{test_dir}/"
+            names = [n[len(prefix):] for n in names if n.startswith(prefix)]
+            self.prefix = prefix
+        else:
+            names = [n for n in names if (int(hashlib.md5(n.encode()).hexdigest(), 16) % 10 != 0) == train]
+            self.prefix = ""
+        names = [n for n in names if n.count("/") == 1]
+        self.classes = tuple(sorted({n.split("/")[0] for n in names}))
+        if not self.classes:
+            raise DatasetError(f"{self.root}: no images in class sub-folders (ROOT/<class>/<image> or "
+                               "ROOT/train/<class>/<image>)")
+        self.samples = sorted((n, self.classes.index(n.split("/")[0])) for n in names)
+        self.labels = torch.tensor([label for _, label in self.samples])
+
+    def _list(self) -> list[str]:
+        if self.root.is_dir():
+            return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                          if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if zipfile.is_zipfile(self.root):
+            with zipfile.ZipFile(self.root) as z:
+                return sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_EXTENSIONS))
+        raise DatasetError(f"{self.root}: neither a folder nor a zip file")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read(self, i: int):
+        name = self.prefix + self.samples[i][0]
+        if self.root.is_dir():
+            data = (self.root / name).read_bytes()
+        else:
+            if self._zip is None:  # one handle per worker process
+                self._zip = zipfile.ZipFile(self.root)
+            data = self._zip.read(name)
+        try:
+            return open_image(io.BytesIO(data), "RGB")
+        except Exception as e:  # noqa: BLE001  (any file content: PIL raises OSError, ValueError, SyntaxError, ...)
+            raise DatasetError(f"{self.root}/{name}: not a readable image ({type(e).__name__}: {e})") from None
+
+    def __getitem__(self, i: int):
+        """(image, label); with `bad_images = "return"`, (None, message) for an unreadable file
+        instead of an error, so a DataLoader's main process can decide (`collate_readable`)."""
+        try:
+            img = self.read(i)
+        except DatasetError as e:
+            if self.bad_images == "return":
+                return None, str(e)
+            raise
+        return (self.transform(img) if self.transform else img), self.samples[i][1]
+
+    def __getstate__(self):  # zip handles do not cross process boundaries
+        return {**self.__dict__, "_zip": None}
+
+    def split_off(self, fraction: float) -> "ImageFolder":
+        """Move a validation split of `fraction` (`held_out`) out of these images; return it."""
+        mask = held_out(self.labels, fraction)
+        val, held = copy.copy(self), mask.tolist()
+        val.samples, val.labels = [s for s, m in zip(self.samples, held) if m], self.labels[mask]
+        self.samples, self.labels = [s for s, m in zip(self.samples, held) if not m], self.labels[~mask]
+        return val
+
+    def select(self, classes=(), per_class: int | None = None) -> "ImageFolder":
+        """Keep the images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at
+        most the first `per_class` of each class in file-name order, as `subset` does for a Split."""
+        names = tuple(classes) or self.classes
+        idx, labels = pick(self.classes, self.labels, names, per_class, str(self.root))
+        self.classes, self.labels = names, labels
+        self.samples = [(self.samples[i][0], label) for i, label in zip(idx.tolist(), labels.tolist())]
+        return self
+
+
+
+
+def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:
+    """DataLoader collate for ImageFolder(bad_images="return"): the readable images stacked, their
+    labels, and the messages naming the unreadable files."""
+    good = [(x, y) for x, y in batch if x is not None]
+    bad = [msg for x, msg in batch if x is None]
+    x = torch.stack([x for x, _ in good]) if good else None
+    return x, torch.tensor([y for _, y in good], dtype=torch.long), bad

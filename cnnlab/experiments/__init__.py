@@ -1,0 +1,37 @@
+"""The lectures' claims as controlled experiments that end in a verdict.
+
+Each experiment holds everything fixed but the idea under test, trains the arms through the
+ordinary trainer on real data, and writes a report (report.py). `small` runs on a 2-core CPU in
+minutes on data subsets and scaled-down networks; `full` is the paper's setting, for a GPU.
+base.py holds what they are made of (arms, runs, outcomes), verdicts.py how numbers become a
+verdict, and each experiment has a file of its own, registered here in the order they are listed.
+"""
+
+# isort: off  (the order of registration is the order of `cnnlab experiment --list` and the gallery)
+from . import (  # noqa: F401  (each registers its experiment)
+    relu_vs_tanh,
+    depth,
+    dropout,
+    batchnorm,
+    init,
+    activations,
+    optimizers,
+    lr_schedules,
+    augmentation,
+    small_filters,
+    bottleneck,
+    alexnet_ablation,
+    transfer,
+)
+
+# isort: on
+from .base import EXPERIMENTS, Arm, Outcome, Panel, Setup, command
+from .bottleneck import inception_3a_macs
+from .report import plot_panels, run_experiment, write_gallery
+from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, combine, first_epoch_below, lower_verdict, speedup_verdict
+
+__all__ = [
+    "EXPERIMENTS", "HELD", "INCONCLUSIVE", "NOT_HELD", "Arm", "Outcome", "Panel", "Setup", "combine", "command",
+    "first_epoch_below", "inception_3a_macs", "lower_verdict", "plot_panels", "run_experiment", "speedup_verdict",
+    "write_gallery",
+]

@@ -1,0 +1,111 @@
+"""Running an experiment and writing what it found: report.md (claim, results table with mean +-
+std over seeds, verdict with its numbers, the exact commands), metrics.json (every epoch of every
+run, and any measurement besides training), curves.png; and a gallery page of all the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..errors import CnnlabError
+from ..files import atomic_file, pyplot, save_figure, write_json, write_text
+from ..train import TrainConfig
+from .base import EXPERIMENTS, Experiment, Outcome, Panel, Setup
+
+
+def run_experiment(name: str, scale: str = "small", seeds: int = 1, out: str | os.PathLike | None = None,
+                   log=print, **overrides) -> Outcome:
+    """Run an experiment and write its report into `out` (default runs/experiments/NAME).
+    `overrides` (TrainConfig settings such as epochs or data_dir) apply to every run."""
+    if name not in EXPERIMENTS:
+        raise CnnlabError(f"unknown experiment {name!r}; `cnnlab experiment --list` lists them: "
+                          f"{', '.join(EXPERIMENTS)}")
+    if scale not in ("small", "full"):
+        raise CnnlabError(f"scale must be small or full, got {scale!r}")
+    if seeds < 1:
+        raise CnnlabError(f"seeds must be at least 1, got {seeds}")
+    unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise CnnlabError(f"unknown setting(s) {', '.join(unknown)}; overrides are cnnlab.train.TrainConfig's fields")
+    exp = EXPERIMENTS[name]
+    out = Path(out or Path("runs") / "experiments" / name)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = exp.run(Setup(scale, seeds, out, log, overrides))
+    result.seconds = time.perf_counter() - start
+    write_report(exp, result, scale, seeds, out)
+    log(f"{name}: {result.verdict} ({result.numbers}); report in {out / 'report.md'}")
+    return result
+
+
+def write_report(exp: Experiment, result: Outcome, scale: str, seeds: int, out: Path) -> None:
+    """report.md (claim, verdict, table, curves, commands), metrics.json and curves.png in `out`."""
+    rows = result.table
+    header = list(rows[0])
+    lines = [f"# {exp.name}", "", f"**Claim.** {exp.claim}", "",
+             f"**Verdict: {result.verdict}** - {result.numbers}.", "",
+             f"Scale `{scale}`, {seeds} seed(s), {result.seconds:.0f} s.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    lines += ["", "![curves](curves.png)", "", "Commands (one per run):", "", "```bash",
+              *result.commands, f"cnnlab experiment {exp.name} --scale {scale} --seeds {seeds}  # all of it", "```", ""]
+    write_text(out / "report.md", "\n".join(lines))
+    write_json(out / "metrics.json", {"experiment": exp.name, "claim": exp.claim, "scale": scale, "seeds": seeds,
+                                      "verdict": result.verdict, "numbers": result.numbers, "table": rows,
+                                      "seconds": round(result.seconds, 1), "measurements": result.measurements,
+                                      "runs": result.runs}, indent=1)
+    plot_panels(result.panels, out / "curves.png")
+
+
+def write_gallery(results: Path, page: Path) -> Path:
+    """A Markdown page of every experiment report under `results` (folders NAME/ with
+    metrics.json and curves.png): claim, verdict, table and plot, the command to regenerate;
+    the plots are copied next to the page into PAGE_STEM/NAME.png."""
+    images = page.parent / page.stem
+    images.mkdir(parents=True, exist_ok=True)
+    lines = ["# The lectures' claims, run", "",
+             "Each section is one `cnnlab experiment NAME` at the small scale (a 2-core CPU, minutes; one seed), "
+             "committed from a real run. The full report of a run (report.md, metrics.json with every epoch, "
+             "curves.png) lands in its folder; `--scale full` is the paper's setting, for a GPU.", ""]
+    done = []
+    for name in EXPERIMENTS:
+        path = results / name / "metrics.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())
+        with atomic_file(images / f"{name}.png", ".png") as tmp:
+            shutil.copyfile(results / name / "curves.png", tmp)
+        header = list(m["table"][0])
+        lines += [f"## {name}", "", f"**Claim.** {m['claim']}", "",
+                  f"**Verdict: {m['verdict']}** - {m['numbers']}.", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                  *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in m["table"]), "",
+                  f"![{name}]({images.name}/{name}.png)", "",
+                  f"`cnnlab experiment {name} --scale {m['scale']} --seeds {m['seeds']}`"
+                  + (f" ({m['seconds']:.0f} s)" if "seconds" in m else ""), ""]
+        done.append(name)
+    missing = [n for n in EXPERIMENTS if n not in done]
+    if missing:
+        lines += [f"Not run yet: {', '.join(missing)}.", ""]
+    write_text(page, "\n".join(lines))
+    return page
+
+
+def plot_panels(panels: list[Panel], path: Path) -> None:
+    """The report's curves, one plot per panel side by side."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for label, (xs, ys) in panel.series.items():
+            ax.plot(xs, ys, label=label.removesuffix("-seed0"), marker="." if len(xs) < 15 else None)
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=80)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CNNLAB_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup demo test test-fast test-gpu
+.PHONY: setup demo lint format test test-fast test-gpu
 
 $(BIN)/cnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,17 @@ setup: $(BIN)/cnnlab
 demo: setup
 	$(BIN)/cnnlab train lenet5 --dataset mnist --out runs/lenet5-mnist --overwrite
 
-test: setup
+# style and lint (ruff), and the package's layers (import-linter's contract in pyproject.toml)
+lint: setup
+	$(BIN)/ruff check cnnlab tests bench
+	$(BIN)/ruff format --check cnnlab tests bench
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff format cnnlab tests bench
+	$(BIN)/ruff check --fix cnnlab tests bench
+
+test: lint
 	$(BIN)/python -m pytest -q --durations=10
 
 test-fast: setup

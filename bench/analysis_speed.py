@@ -24,20 +24,24 @@ def run_cnnlab(model, size):
 
 def run_torchinfo(model, size):
     from torchinfo import summary
+
     s = summary(model, input_size=(1, *size), verbose=0)
     return s.total_params, s.total_mult_adds
 
 
 def run_ptflops(model, size):
     from ptflops import get_model_complexity_info
+
     with contextlib.redirect_stdout(io.StringIO()):
-        macs, params = get_model_complexity_info(model, size, as_strings=False, print_per_layer_stat=False,
-                                                 backend="pytorch")
+        macs, params = get_model_complexity_info(
+            model, size, as_strings=False, print_per_layer_stat=False, backend="pytorch"
+        )
     return params, macs
 
 
 def run_fvcore(model, size):
     from fvcore.nn import FlopCountAnalysis
+
     fca = FlopCountAnalysis(model, torch.zeros(1, *size))
     fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     return sum(p.numel() for p in model.parameters()), fca.total()

@@ -67,15 +67,17 @@ def main() -> None:
             times[name].append(1000 * (time.perf_counter() - start))
     ms = {name: statistics.median(t) for name, t in times.items()}
     base = ms["no augmentation"]
-    print(f"median ms per batch of {args.batch} CIFAR-10 images, {args.rounds} rounds, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"median ms per batch of {args.batch} CIFAR-10 images, {args.rounds} rounds, {torch.get_num_threads()} threads"
+    )
     print(f"{'task':32} {'ms':>8}  {'ms over no augmentation':>24}")
     for name, value in ms.items():
         print(f"{name:32} {value:8.2f}  {value - base:24.2f}")
     print()
     for name in TORCHVISION:
-        print(f"{name:8} torchvision per image / cnnlab batched: "
-              f"{ms[f'torchvision {name}'] / ms[f'cnnlab {name}']:.1f}x")
+        print(
+            f"{name:8} torchvision per image / cnnlab batched: {ms[f'torchvision {name}'] / ms[f'cnnlab {name}']:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def main() -> None:
                 run()
             rates[label].append(args.steps * args.batch / (time.perf_counter() - start))
     base = statistics.median(rates["eager channels_last"])
-    print(f"{args.model}, batch {args.batch}, {torch.get_num_threads()} threads, median of {args.rounds} rounds "
-          f"of {args.steps} steps:")
+    print(
+        f"{args.model}, batch {args.batch}, {torch.get_num_threads()} threads, median of {args.rounds} rounds "
+        f"of {args.steps} steps:"
+    )
     for label, values in rates.items():
         median = statistics.median(values)
         print(f"  {label:24s} {median:8.0f} images/s  {median / base:.2f}x")

@@ -53,10 +53,14 @@ def main() -> None:
     median = sorted(times)[len(times) // 2]
     images = args.batch / median
     tflops = images * macs * 2 * 3 / 1e12  # forward + backward = 3 x forward
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {args.model}, batch {args.batch}, "
-          f"bf16 autocast, channels_last{', torch.compile' if args.compile else ''}")
-    print(f"median step {1000 * median:.1f} ms, {images:,.0f} images/s, {tflops:.0f} TFLOP/s model FLOPs, "
-          f"MFU {100 * tflops / args.peak_tflops:.1f} % of {args.peak_tflops:.0f}")
+    print(
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {args.model}, batch {args.batch}, "
+        f"bf16 autocast, channels_last{', torch.compile' if args.compile else ''}"
+    )
+    print(
+        f"median step {1000 * median:.1f} ms, {images:,.0f} images/s, {tflops:.0f} TFLOP/s model FLOPs, "
+        f"MFU {100 * tflops / args.peak_tflops:.1f} % of {args.peak_tflops:.0f}"
+    )
 
 
 if __name__ == "__main__":

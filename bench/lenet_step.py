@@ -25,8 +25,12 @@ def variant(data, cfg, channels_last: bool, fused: bool):
     model = cnnlab.create_model("lenet5_modern")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            **({"fused": True} if fused else {"foreach": True}))
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        **({"fused": True} if fused else {"foreach": True}),
+    )
     gen = torch.Generator().manual_seed(0)
     batches = epoch_batches(data, cfg, gen, 1, epoch_order(data, cfg, gen, 1))
 
@@ -37,6 +41,7 @@ def variant(data, cfg, channels_last: bool, fused: bool):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
     run(5)
     return run
 
@@ -60,8 +65,10 @@ def main() -> None:
     print("| memory format | AdamW | images/s | x NCHW + foreach |")
     print("|---|---|---:|---:|")
     for (cl, fused), v in rates.items():
-        print(f"| {'channels_last' if cl else 'NCHW'} | {'fused' if fused else 'foreach'} | "
-              f"{statistics.median(v):,.0f} | {statistics.median(v) / base:.2f} |")
+        print(
+            f"| {'channels_last' if cl else 'NCHW'} | {'fused' if fused else 'foreach'} | "
+            f"{statistics.median(v):,.0f} | {statistics.median(v) / base:.2f} |"
+        )
 
 
 if __name__ == "__main__":

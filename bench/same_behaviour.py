@@ -61,35 +61,220 @@ T = ["train"]
 JOBS: list[tuple[str, list[str] | str, list[str]]] = [
     # (name, command line or Python code, extra argv for Python code)
     ("lenet5", T + ["lenet5", "--dataset", "mnist", "--max-steps", "40", "--out", "r/lenet5"], []),
-    ("modern", T + ["lenet5_modern", "--dataset", "mnist", "--epochs", "2", "--train-per-class", "100",
-                    "--val-split", "0.1", "--mixup", "0.2", "--early-stop", "3", "--out", "r/modern"], []),
-    ("mlp", T + ["mlp", "--dataset", "mnist", "--optimizer", "adam", "--lr", "1e-3", "--schedule", "cosine",
-                 "--warmup-epochs", "1", "--l1", "1e-5", "--l2", "1e-4", "--dropout", "0.2", "--init", "he",
-                 "--clip-grad-norm", "1", "--epochs", "2", "--train-per-class", "50", "--test-per-class", "20",
-                 "--layer-stats", "--out", "r/mlp"], []),
-    ("resnet20", T + ["resnet20", "--dataset", "cifar10", "--model-kwargs", "width=0.25", "--epochs", "2",
-                      "--train-per-class", "20", "--test-per-class", "10", "--augment",
-                      "crop,flip,rotate,jitter,noise,scale,pca,cutout,translate", "--out", "r/resnet20"], []),
-    ("cnn4-whiten", T + ["cnn4", "--dataset", "cifar10", "--whiten", "--optimizer", "rmsprop", "--lr", "1e-3",
-                         "--schedule", "step", "--step-size", "1", "--epochs", "2", "--train-per-class", "30",
-                         "--test-per-class", "10", "--model-kwargs", "width=0.5", "--out", "r/cnn4-whiten"], []),
-    ("cnn4-center", T + ["cnn4", "--dataset", "cifar10", "--normalize", "center", "--optimizer", "adagrad",
-                         "--lr", "0.01", "--schedule", "plateau", "--epochs", "3", "--train-per-class", "20",
-                         "--test-per-class", "10", "--classes", "cat,dog,ship", "--init", "xavier",
-                         "--out", "r/cnn4-center"], []),
+    (
+        "modern",
+        T
+        + [
+            "lenet5_modern",
+            "--dataset",
+            "mnist",
+            "--epochs",
+            "2",
+            "--train-per-class",
+            "100",
+            "--val-split",
+            "0.1",
+            "--mixup",
+            "0.2",
+            "--early-stop",
+            "3",
+            "--out",
+            "r/modern",
+        ],
+        [],
+    ),
+    (
+        "mlp",
+        T
+        + [
+            "mlp",
+            "--dataset",
+            "mnist",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-3",
+            "--schedule",
+            "cosine",
+            "--warmup-epochs",
+            "1",
+            "--l1",
+            "1e-5",
+            "--l2",
+            "1e-4",
+            "--dropout",
+            "0.2",
+            "--init",
+            "he",
+            "--clip-grad-norm",
+            "1",
+            "--epochs",
+            "2",
+            "--train-per-class",
+            "50",
+            "--test-per-class",
+            "20",
+            "--layer-stats",
+            "--out",
+            "r/mlp",
+        ],
+        [],
+    ),
+    (
+        "resnet20",
+        T
+        + [
+            "resnet20",
+            "--dataset",
+            "cifar10",
+            "--model-kwargs",
+            "width=0.25",
+            "--epochs",
+            "2",
+            "--train-per-class",
+            "20",
+            "--test-per-class",
+            "10",
+            "--augment",
+            "crop,flip,rotate,jitter,noise,scale,pca,cutout,translate",
+            "--out",
+            "r/resnet20",
+        ],
+        [],
+    ),
+    (
+        "cnn4-whiten",
+        T
+        + [
+            "cnn4",
+            "--dataset",
+            "cifar10",
+            "--whiten",
+            "--optimizer",
+            "rmsprop",
+            "--lr",
+            "1e-3",
+            "--schedule",
+            "step",
+            "--step-size",
+            "1",
+            "--epochs",
+            "2",
+            "--train-per-class",
+            "30",
+            "--test-per-class",
+            "10",
+            "--model-kwargs",
+            "width=0.5",
+            "--out",
+            "r/cnn4-whiten",
+        ],
+        [],
+    ),
+    (
+        "cnn4-center",
+        T
+        + [
+            "cnn4",
+            "--dataset",
+            "cifar10",
+            "--normalize",
+            "center",
+            "--optimizer",
+            "adagrad",
+            "--lr",
+            "0.01",
+            "--schedule",
+            "plateau",
+            "--epochs",
+            "3",
+            "--train-per-class",
+            "20",
+            "--test-per-class",
+            "10",
+            "--classes",
+            "cat,dog,ship",
+            "--init",
+            "xavier",
+            "--out",
+            "r/cnn4-center",
+        ],
+        [],
+    ),
     ("fcn8s", T + ["fcn8s", "--dataset", "mnist-scenes", "--max-steps", "6", "--out", "r/fcn8s"], []),
-    ("folder", T + ["lenet5_modern", "--dataset", "folder:photos", "--epochs", "2", "--batch-size", "16",
-                    "--val-split", "0.2", "--out", "r/folder"], []),
+    (
+        "folder",
+        T
+        + [
+            "lenet5_modern",
+            "--dataset",
+            "folder:photos",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--val-split",
+            "0.2",
+            "--out",
+            "r/folder",
+        ],
+        [],
+    ),
     ("table", T + ["mlp", "--dataset", "csv:table.csv", "--target", "y", "--epochs", "3", "--out", "r/table"], []),
-    ("interrupted", INTERRUPT, T + ["lenet5_modern", "--dataset", "mnist", "--train-per-class", "200",
-                                    "--epochs", "2", "--out", "r/resumed"]),
+    (
+        "interrupted",
+        INTERRUPT,
+        T + ["lenet5_modern", "--dataset", "mnist", "--train-per-class", "200", "--epochs", "2", "--out", "r/resumed"],
+    ),
     ("resumed", T + ["lenet5_modern", "--out", "r/resumed", "--resume"], []),
-    ("finetune", ["finetune", "lenet5_modern", "--weights", "r/modern", "--dataset", "cifar10", "--classes",
-                  "cat,dog", "--train-per-class", "30", "--test-per-class", "10", "--strategy",
-                  "feature-extractor", "--epochs", "2", "--out", "r/finetune"], []),
-    ("finetune-top", ["finetune", "resnet20", "--weights", "r/resnet20", "--dataset", "cifar10",
-                      "--train-per-class", "10", "--test-per-class", "5", "--freeze-until", "layer2",
-                      "--head-lr-mult", "10", "--epochs", "1", "--out", "r/finetune-top"], []),
+    (
+        "finetune",
+        [
+            "finetune",
+            "lenet5_modern",
+            "--weights",
+            "r/modern",
+            "--dataset",
+            "cifar10",
+            "--classes",
+            "cat,dog",
+            "--train-per-class",
+            "30",
+            "--test-per-class",
+            "10",
+            "--strategy",
+            "feature-extractor",
+            "--epochs",
+            "2",
+            "--out",
+            "r/finetune",
+        ],
+        [],
+    ),
+    (
+        "finetune-top",
+        [
+            "finetune",
+            "resnet20",
+            "--weights",
+            "r/resnet20",
+            "--dataset",
+            "cifar10",
+            "--train-per-class",
+            "10",
+            "--test-per-class",
+            "5",
+            "--freeze-until",
+            "layer2",
+            "--head-lr-mult",
+            "10",
+            "--epochs",
+            "1",
+            "--out",
+            "r/finetune-top",
+        ],
+        [],
+    ),
     ("experiment", EXPERIMENT, []),
     ("summary-resnet50", ["summary", "resnet50", "--format", "json"], []),
     ("summary-googlenet", ["summary", "googlenet", "--mode", "train", "--optimizer", "adam"], []),
@@ -97,18 +282,42 @@ JOBS: list[tuple[str, list[str] | str, list[str]]] = [
     ("compare", ["compare", "vgg16", "resnet20", "lenet5", "alexnet"], []),
     ("models", ["models"], []),
     ("eval-lenet5", ["eval", "r/lenet5", "--format", "json"], []),
-    ("eval-tta", ["eval", "r/resnet20", "--tta", "10crop", "--test-per-class", "20", "--format", "json", "--out",
-                  "ev/tta"], []),
-    ("eval-whiten", ["eval", "r/cnn4-whiten", "--tta", "flip", "--test-per-class", "50", "--format", "json", "--out",
-                     "ev/whiten"], []),
+    (
+        "eval-tta",
+        ["eval", "r/resnet20", "--tta", "10crop", "--test-per-class", "20", "--format", "json", "--out", "ev/tta"],
+        [],
+    ),
+    (
+        "eval-whiten",
+        ["eval", "r/cnn4-whiten", "--tta", "flip", "--test-per-class", "50", "--format", "json", "--out", "ev/whiten"],
+        [],
+    ),
     ("eval-ensemble", ["eval", "r/modern", "r/resumed", "--format", "json", "--out", "ev/ensemble"], []),
     ("eval-fcn8s", ["eval", "r/fcn8s", "--format", "json"], []),
     ("eval-folder", ["eval", "r/folder", "--format", "json"], []),
     ("predict", ["predict", "r/lenet5", "digits"], []),
     ("predict-photos", ["predict", "r/resnet20", "photos/val/cat"], []),
     ("export", ["export", "r/lenet5", "-o", "lenet5.onnx"], []),
-    ("features", ["features", "lenet5_modern", "--weights", "r/modern", "--dataset", "mnist",
-                  "--train-per-class", "20", "--test-per-class", "10", "--classifier", "logreg", "-o", "f.npz"], []),
+    (
+        "features",
+        [
+            "features",
+            "lenet5_modern",
+            "--weights",
+            "r/modern",
+            "--dataset",
+            "mnist",
+            "--train-per-class",
+            "20",
+            "--test-per-class",
+            "10",
+            "--classifier",
+            "logreg",
+            "-o",
+            "f.npz",
+        ],
+        [],
+    ),
 ]
 
 
@@ -142,20 +351,28 @@ def inputs(work: Path) -> None:
 
     from PIL import Image
 
-    raw = gzip.open(DATA / "mnist" / "t10k-images-idx3-ubyte.gz").read()[16:16 + 5 * 784]
+    raw = gzip.open(DATA / "mnist" / "t10k-images-idx3-ubyte.gz").read()[16 : 16 + 5 * 784]
     (work / "digits").mkdir()
     for i in range(5):
-        Image.frombytes("L", (28, 28), raw[i * 784:(i + 1) * 784]).save(work / "digits" / f"{i}.png")
+        Image.frombytes("L", (28, 28), raw[i * 784 : (i + 1) * 784]).save(work / "digits" / f"{i}.png")
 
 
 def run_jobs(src: Path, work: Path, log) -> dict[str, str]:
     """Run every job with the package in `src`; the normalised output of each."""
-    env = {**os.environ, "PYTHONPATH": str(src), "CNNLAB_DATA": str(DATA), "CNNLAB_OFFLINE": "1",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(src),
+        "CNNLAB_DATA": str(DATA),
+        "CNNLAB_OFFLINE": "1",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+    }
     outputs = {}
     for name, command, extra in JOBS:
-        argv = [sys.executable, "-c", command, *extra] if isinstance(command, str) else \
-            [sys.executable, "-m", "cnnlab", *command]
+        argv = (
+            [sys.executable, "-c", command, *extra]
+            if isinstance(command, str)
+            else [sys.executable, "-m", "cnnlab", *command]
+        )
         start = time.perf_counter()
         p = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
         text = f"exit {p.returncode}\n{p.stdout}{p.stderr}"
@@ -190,15 +407,21 @@ def compare_file(a: Path, b: Path) -> tuple[bool, str]:
                 return False, f"tensor names differ: {sorted(set(fa.keys()) ^ set(fb.keys()))[:5]}"
             for k in fa.keys():
                 ta, tb = fa.get_tensor(k), fb.get_tensor(k)
-                if ta.dtype != tb.dtype or ta.shape != tb.shape or not (ta.view(-1) == tb.view(-1)).all() and not (
-                        ta.is_floating_point() and ta.isnan().any()):
+                if (
+                    ta.dtype != tb.dtype
+                    or ta.shape != tb.shape
+                    or not (ta.view(-1) == tb.view(-1)).all()
+                    and not (ta.is_floating_point() and ta.isnan().any())
+                ):
                     return False, f"tensor {k} differs"
             ma, mb = (json.loads((f.metadata() or {}).get("cnnlab", "{}")) for f in (fa, fb))
         return compare_values(strip(ma), strip(mb))
     if a.suffix in (".json", ".jsonl"):
+
         def read(p):
             text = p.read_text()
             return [json.loads(line) for line in text.splitlines()] if p.suffix == ".jsonl" else json.loads(text)
+
         return compare_values(strip(read(a)), strip(read(b)))
     if a.suffix == ".npz":
         import numpy as np

@@ -38,11 +38,19 @@ def main() -> None:
     if "dilated" in networks:
         front = out / "dilated-front-end"
         arms += [("dilated front end", "all", "dilated_frontend", front, dict(model_kwargs={"context": False}))]
-        arms += [(label, trained, "dilated_frontend", out / run,
-                  dict(model_kwargs={"context": context}, weights=str(front), freeze_until=until, epochs=args.stage2))
-                 for label, trained, run, context, until in (
-                     ("front end + context module", "context module, upsampling", "dilated-context", True, "score"),
-                     ("front end (control)", "score layer, upsampling", "dilated-top", False, "fc7"))]
+        arms += [
+            (
+                label,
+                trained,
+                "dilated_frontend",
+                out / run,
+                dict(model_kwargs={"context": context}, weights=str(front), freeze_until=until, epochs=args.stage2),
+            )
+            for label, trained, run, context, until in (
+                ("front end + context module", "context module, upsampling", "dilated-context", True, "score"),
+                ("front end (control)", "score layer, upsampling", "dilated-top", False, "fc7"),
+            )
+        ]
     for label, trained, name, run, settings in arms:
         cfg = recipe(name, "mnist-scenes", out=str(run), overwrite=True, **{"epochs": args.epochs, **settings})
         start = time.perf_counter()
@@ -52,8 +60,11 @@ def main() -> None:
         s = evaluate_segmentation_run(run, out=run)
         digits = statistics.mean(v for k, v in s["iou"].items() if k != "background" and v is not None)
         epochs = f"{cfg.epochs}" if not settings.get("weights") else f"+{cfg.epochs}"
-        print(f"| {label} | {trained} | {params:,} | {epochs} | {100 * s['pixel_accuracy']:.2f} % | "
-              f"{100 * s['miou']:.2f} % | {100 * digits:.2f} % | {seconds:.0f} |", flush=True)
+        print(
+            f"| {label} | {trained} | {params:,} | {epochs} | {100 * s['pixel_accuracy']:.2f} % | "
+            f"{100 * s['miou']:.2f} % | {100 * digits:.2f} % | {seconds:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def common_recipe_run(max_epochs: int) -> tuple[float, int, float]:
         model = cnnlab.create_model("lenet5_modern")
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         start = time.perf_counter()
-        for epoch in range(1, max_epochs + 1):
+        for epoch in range(1, max_epochs + 1):  # noqa: B007  (the epoch that reached the target is returned)
             model.train()
             for x, y in loader:
                 opt.zero_grad()
@@ -72,8 +72,10 @@ def common_recipe_run(max_epochs: int) -> tuple[float, int, float]:
         return time.perf_counter() - start, epoch, acc
 
 
-PIPELINES = {"cnnlab": ("cnnlab train lenet5_modern (default recipe)", cnnlab_run),
-             "common": ("torchvision MNIST + DataLoader(batch 64) + SGD 0.01 momentum 0.9", common_recipe_run)}
+PIPELINES = {
+    "cnnlab": ("cnnlab train lenet5_modern (default recipe)", cnnlab_run),
+    "common": ("torchvision MNIST + DataLoader(batch 64) + SGD 0.01 momentum 0.9", common_recipe_run),
+}
 
 
 def main() -> None:
@@ -93,8 +95,12 @@ def main() -> None:
     seconds = {key: [] for key in PIPELINES}
     for r in range(1, args.rounds + 1):
         for key, (name, _) in PIPELINES.items():
-            out = subprocess.run([sys.executable, __file__, "--one", key, "--max-epochs", str(args.max_epochs)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", key, "--max-epochs", str(args.max_epochs)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             run = json.loads(out.strip().splitlines()[-1])
             seconds[key].append(run["seconds"])
             print(f"| {name} | {r} | {run['seconds']:.1f} | {run['epochs']} | {100 * run['top1']:.2f} % |", flush=True)

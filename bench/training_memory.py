@@ -10,8 +10,16 @@ import torch.nn.functional as F
 import cnnlab
 from cnnlab.analysis import training_memory
 
-CASES = [("resnet18", 64), ("resnet50", 32), ("resnet50", 64), ("vgg16", 32), ("alexnet_owt", 128),
-         ("googlenet_bn", 64), ("resnet56", 128), ("lenet5_modern", 256)]
+CASES = [
+    ("resnet18", 64),
+    ("resnet50", 32),
+    ("resnet50", 64),
+    ("vgg16", 32),
+    ("alexnet_owt", 128),
+    ("googlenet_bn", 64),
+    ("resnet56", 128),
+    ("lenet5_modern", 256),
+]
 
 
 def measured_peak(name: str, batch: int) -> int:
@@ -42,8 +50,10 @@ def measured_peak(name: str, batch: int) -> int:
 def main() -> None:
     torch.backends.cudnn.benchmark = False
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print("| model | batch | estimate MiB (weights + grads + momentum + saved activations) | "
-          "measured peak MiB | estimate / measured |")
+    print(
+        "| model | batch | estimate MiB (weights + grads + momentum + saved activations) | "
+        "measured peak MiB | estimate / measured |"
+    )
     print("|---|---:|---|---:|---:|")
     for name, batch in CASES:
         est = training_memory(name, batch_size=batch, optimizer="momentum")
@@ -51,8 +61,7 @@ def main() -> None:
         torch.cuda.empty_cache()
         mib = lambda b: b / 2**20
         parts = " + ".join(f"{mib(est[k]):.0f}" for k in ("weights", "gradients", "optimizer_state", "activations"))
-        print(f"| {name} | {batch} | {mib(est['total']):.0f} ({parts}) | {mib(peak):.0f} | "
-              f"{est['total'] / peak:.2f} |")
+        print(f"| {name} | {batch} | {mib(est['total']):.0f} ({parts}) | {mib(peak):.0f} | {est['total'] / peak:.2f} |")
 
 
 if __name__ == "__main__":

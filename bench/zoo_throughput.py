@@ -69,10 +69,22 @@ def sources(name: str, batch: int, device: torch.device, folder: Path):
     if size[1] > 64:  # ImageNet-sized: the sample photos
         mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
         ours = FolderData(str(folder), True, size, mean, std, batch, device)
-        tf = transforms.Compose([transforms.RandomResizedCrop(size[1:]), transforms.RandomHorizontalFlip(),
-                                 transforms.ToTensor(), transforms.Normalize(mean, std)])
-        plain = torch.utils.data.DataLoader(datasets.ImageFolder(str(folder), tf), batch, shuffle=True,
-                                            num_workers=workers, pin_memory=device.type == "cuda", drop_last=True)
+        tf = transforms.Compose(
+            [
+                transforms.RandomResizedCrop(size[1:]),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(mean, std),
+            ]
+        )
+        plain = torch.utils.data.DataLoader(
+            datasets.ImageFolder(str(folder), tf),
+            batch,
+            shuffle=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
         cfg = recipe(name, f"folder:{folder}", batch_size=batch)
         classes = 100
     else:
@@ -84,8 +96,14 @@ def sources(name: str, batch: int, device: torch.device, folder: Path):
         if dataset == "cifar10":
             steps += [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
         tf = transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(mean, std)])
-        plain = torch.utils.data.DataLoader(PilDataset(split, tf), batch, shuffle=True, num_workers=workers,
-                                            pin_memory=device.type == "cuda", drop_last=True)
+        plain = torch.utils.data.DataLoader(
+            PilDataset(split, tf),
+            batch,
+            shuffle=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
         cfg = recipe(name, dataset, batch_size=batch, augment=("crop", "flip") if dataset == "cifar10" else ())
         classes = 10
 
@@ -98,11 +116,15 @@ def sources(name: str, batch: int, device: torch.device, folder: Path):
 
     gen = torch.Generator(device=device).manual_seed(0)
     if isinstance(ours, FolderData):
-        ours_it = endless(lambda e: (b for b in ours.batches(epoch_order(ours, cfg, gen, e), seed=e)
-                                     if len(b[1]) == batch))
+        ours_it = endless(
+            lambda e: (b for b in ours.batches(epoch_order(ours, cfg, gen, e), seed=e) if len(b[1]) == batch)
+        )
     else:
-        ours_it = endless(lambda e: (b for b in epoch_batches(ours, cfg, gen, e, epoch_order(ours, cfg, gen, e))
-                                     if len(b[1]) == batch))
+        ours_it = endless(
+            lambda e: (
+                b for b in epoch_batches(ours, cfg, gen, e, epoch_order(ours, cfg, gen, e)) if len(b[1]) == batch
+            )
+        )
     return ours_it, endless(lambda e: plain), cfg, classes
 
 
@@ -125,13 +147,16 @@ def stepper(name, cfg, classes, device, ours: bool):
         loss.backward()
         opt.step()
         return loss.detach()
+
     return step
 
 
 def measure(name: str, batch: int, steps: int, rounds: int, device: torch.device, folder: Path) -> dict:
     ours_it, plain_it, cfg, classes = sources(name, batch, device, folder)
-    sides = {"cnnlab": (stepper(name, cfg, classes, device, True), ours_it),
-             "plain": (stepper(name, cfg, classes, device, False), plain_it)}
+    sides = {
+        "cnnlab": (stepper(name, cfg, classes, device, True), ours_it),
+        "plain": (stepper(name, cfg, classes, device, False), plain_it),
+    }
     for step, it in sides.values():  # warm-up: workers start, kernels get chosen
         for _ in range(3):
             step(*next(it))
@@ -159,9 +184,15 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    names = args.models.split(",") if args.models else \
-        (CPU_MODELS if device.type == "cpu" else [m for m in cnnlab.list_models() if not m.startswith("fcn")
-                                                   and m != "dilated_context"])
+    names = (
+        args.models.split(",")
+        if args.models
+        else (
+            CPU_MODELS
+            if device.type == "cpu"
+            else [m for m in cnnlab.list_models() if not m.startswith("fcn") and m != "dilated_context"]
+        )
+    )
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
     print("| model | input | batch | cnnlab img/s | plain img/s | ratio |")
     print("|---|---|---:|---:|---:|---:|")
@@ -172,8 +203,11 @@ def main() -> None:
             batch = args.large_batch if size[1] > 64 else args.batch
             steps = args.steps if size[1] <= 64 or device.type == "cuda" else max(2, args.steps // 10)
             r = measure(name, batch, steps, args.rounds, device, folder)
-            print(f"| {name} | {'x'.join(map(str, size))} | {batch} | {r['cnnlab']:,.0f} | {r['plain']:,.0f} | "
-                  f"{r['cnnlab'] / r['plain']:.2f} |", flush=True)
+            print(
+                f"| {name} | {'x'.join(map(str, size))} | {batch} | {r['cnnlab']:,.0f} | {r['plain']:,.0f} | "
+                f"{r['cnnlab'] / r['plain']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,25 @@ from .registry import get_model_info, list_models
 
 __all__ = ["create_model", "list_models", "get_model_info", "analyze", "load_model", "__version__"]
 
-_SUBMODULES = {"analysis", "checkpoint", "data", "device", "errors", "evaluation", "experiments", "export", "factory",
-               "files", "models", "registry", "runs", "style", "train", "transfer", "weights"}
+_SUBMODULES = {
+    "analysis",
+    "checkpoint",
+    "data",
+    "device",
+    "errors",
+    "evaluation",
+    "experiments",
+    "export",
+    "factory",
+    "files",
+    "models",
+    "registry",
+    "runs",
+    "style",
+    "train",
+    "transfer",
+    "weights",
+}
 
 
 def __getattr__(name: str):

@@ -12,7 +12,7 @@ from .errors import CnnlabError
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto" (a GPU if there is one), "cpu", "cuda" or "cuda:N"; anything else is one clear error."""
+    """ "auto" (a GPU if there is one), "cpu", "cuda" or "cuda:N"; anything else is one clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -29,8 +29,13 @@ def model_and_config(source: str, weights: str | None = None) -> tuple[nn.Module
     """A run directory / run file (its model and config) or a zoo model name (with `weights`)."""
     if Path(source).exists():
         cfg = read_config(source)
-        return load_model(source), {"model": cfg["model"], "input_size": cfg["input_size"], "mean": cfg["mean"],
-                                    "std": cfg["std"], "classes": cfg.get("classes", [])}
+        return load_model(source), {
+            "model": cfg["model"],
+            "input_size": cfg["input_size"],
+            "mean": cfg["mean"],
+            "std": cfg["std"],
+            "classes": cfg.get("classes", []),
+        }
     info = get_model_info(source)  # unknown names: UnknownModelError with the closest names
     model = create_model(source, weights=weights).eval()
     size = list(getattr(model, "input_size", info.input_size))
@@ -41,8 +46,9 @@ def model_and_config(source: str, weights: str | None = None) -> tuple[nn.Module
     return model, cfg
 
 
-def export(source: str, fmt: str, out: str | os.PathLike, weights: str | None = None, batch: int = 2,
-           check: bool = True) -> dict:
+def export(
+    source: str, fmt: str, out: str | os.PathLike, weights: str | None = None, batch: int = 2, check: bool = True
+) -> dict:
     """Write `source` (a run or a model name) as `fmt` to `out` (atomically); with `check`, run
     the exported file on a random batch and compare with PyTorch. Returns what was done."""
     if fmt not in FORMATS:
@@ -66,8 +72,13 @@ def export(source: str, fmt: str, out: str | os.PathLike, weights: str | None = 
                 buffer = io.BytesIO()  # a failing file write inside torch aborts the process: write it here
                 torch.jit.save(traced, buffer)
             Path(tmp).write_bytes(buffer.getvalue())
-    result = {"file": str(out), "format": fmt, "model": cfg["model"], "input_size": cfg["input_size"],
-              "bytes": out.stat().st_size}
+    result = {
+        "file": str(out),
+        "format": fmt,
+        "model": cfg["model"],
+        "input_size": cfg["input_size"],
+        "bytes": out.stat().st_size,
+    }
     if check:
         got = run_exported(out, fmt, x.numpy())
         result["max_abs_diff"] = float(np.abs(got - expected.numpy()).max())
@@ -82,11 +93,21 @@ def _export_onnx(model: nn.Module, x: torch.Tensor, path: str, cfg: dict) -> Non
         raise CnnlabError("ONNX export needs onnx and onnxscript: pip install 'cnnlab[export]'") from None
     batch = torch.export.Dim("batch", min=1)
     try:
-        torch.onnx.export(model, (x,), path, dynamo=True, input_names=["input"], output_names=["logits"],
-                          dynamic_shapes=({0: batch},), verbose=False, external_data=False)
+        torch.onnx.export(
+            model,
+            (x,),
+            path,
+            dynamo=True,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+            external_data=False,
+        )
     except Exception as e:  # noqa: BLE001  (the exporter's own error types)
-        raise CnnlabError(f"{cfg['model']}: ONNX export failed ({type(e).__name__}: "
-                          f"{str(e).strip().splitlines()[0]})") from None
+        raise CnnlabError(
+            f"{cfg['model']}: ONNX export failed ({type(e).__name__}: {str(e).strip().splitlines()[0]})"
+        ) from None
     proto = onnx.load(path)
     for key, value in cfg.items():
         entry = proto.metadata_props.add()

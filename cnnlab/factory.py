@@ -44,7 +44,8 @@ def create_model(
     if pretrained:
         if weights not in (None, "imagenet"):
             raise ModelArgumentError(
-                f"{name}: pretrained=True means weights='imagenet'; give one of the two, not weights={weights!r} as well"
+                f"{name}: pretrained=True means weights='imagenet'; give one of the two, "
+                f"not weights={weights!r} as well"
             )
         weights = "imagenet"
     check_num_classes(name, num_classes)
@@ -87,7 +88,7 @@ def _with_weights(name: str, weights: str | os.PathLike, kwargs: dict) -> nn.Mod
         load_into(model, state, name, path)
         return model
     raise WeightsError(
-        f"weights {str(weights)!r}: no such file or directory; use \"imagenet\", a weights file "
+        f'weights {str(weights)!r}: no such file or directory; use "imagenet", a weights file '
         "(.safetensors, .pth), a cnnlab run directory or a folder holding the published file"
     )
 
@@ -159,8 +160,9 @@ def count_params(name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_for_analysis(source: str, model_kwargs: dict | None = None, input_size: tuple | None = None
-                       ) -> tuple[nn.Module | str, tuple | None]:
+def build_for_analysis(
+    source: str, model_kwargs: dict | None = None, input_size: tuple | None = None
+) -> tuple[nn.Module | str, tuple | None]:
     """What `analyze` takes for `source`: a registered name itself; with builder arguments, the
     model they build; for a run directory, the run's model (its classes and builder arguments)
     and its input size. Models are built on the meta device: nothing is allocated or computed."""

@@ -65,13 +65,13 @@ class FeatureExtractor(nn.Module):
             raise CnnlabError(f"no layer {unknown[0]!r} in this network; its layers: {', '.join(names)}")
         last = max(names.index(n) for n in layers)
         stack = []
-        for layer in list(features)[:last + 1]:
+        for layer in list(features)[: last + 1]:
             if pool == "avg" and isinstance(layer, nn.MaxPool2d):
                 layer = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode)
             if isinstance(layer, nn.ReLU):
                 layer = nn.ReLU(inplace=False)  # the maps are kept: nothing may overwrite them
             stack.append(layer)
-        self.stack, self.names, self.wanted = nn.Sequential(*stack), names[:last + 1], set(layers)
+        self.stack, self.names, self.wanted = nn.Sequential(*stack), names[: last + 1], set(layers)
         self.requires_grad_(False)
         self.eval()
 
@@ -178,11 +178,79 @@ def default_preprocess(weights: str) -> str:
     return "caffe" if "caffe" in Path(str(weights)).name.lower() else "torchvision"
 
 
-def stylize(content: Tensor, style: Tensor, features: nn.Sequential, preprocess: str = "torchvision",
-            content_weight: float = 1.0, style_weight: float = 1e3, tv_weight: float = 0.0,
-            style_layers=STYLE_LAYERS, content_layer: str = CONTENT_LAYER, optimizer: str = "lbfgs",
-            steps: int = 300, lr: float = 0.02, init: str = "content", pool: str = "avg", seed: int = 0,
-            snapshot=None, snapshot_every: int = 0, log=None) -> tuple[Tensor, list[dict]]:
+class GatysLoss(nn.Module):
+    """alpha * content + beta * style (+ total variation) of an image (RGB on 0-1), against the
+    content image's features at `content_layer` and the style image's Gram matrices."""
+
+    def __init__(
+        self,
+        net: FeatureExtractor,
+        prep: Preprocess,
+        content: Tensor,
+        style: Tensor,
+        content_layer: str,
+        style_layers,
+        weights: tuple[float, float, float],
+    ):
+        super().__init__()
+        self.net, self.prep, self.content_layer, self.style_layers = net, prep, content_layer, list(style_layers)
+        self.content_weight, self.style_weight, self.tv_weight = weights
+        with torch.no_grad():
+            self.target_content = net(prep(content))[content_layer]
+            self.targets_style = {n: gram(f) for n, f in net(prep(style)).items() if n in self.style_layers}
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict]:
+        feats = self.net(self.prep(x))
+        c = content_loss(feats[self.content_layer], self.target_content)
+        s = sum(style_layer_loss(feats[n], self.targets_style[n]) for n in self.style_layers) / len(self.style_layers)
+        t = tv_loss(x) if self.tv_weight else x.new_zeros(())
+        loss = self.content_weight * c + self.style_weight * s + self.tv_weight * t
+        return loss, {"content": c.item(), "style": s.item(), "tv": t.item()}
+
+
+def check_image_sizes(net: FeatureExtractor, **images: Tensor) -> None:
+    """Each pooling up to the deepest layer halves the image; a map must keep a pixel."""
+    halvings = sum(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in net.stack)
+    for what, image in images.items():
+        if min(image.shape[2:]) < 2**halvings:
+            raise CnnlabError(
+                f"the {what} image is {image.shape[2]}x{image.shape[3]} pixels; the layers up to "
+                f"{net.names[-1]} halve it {halvings} times, so its shorter side must be at least "
+                f"{2**halvings} pixels: give a larger --size"
+            )
+
+
+def starting_image(content: Tensor, style: Tensor, init: str, seed: int) -> Tensor:
+    """The image the optimisation starts from: the content image, noise, or the style image at the content's size."""
+    if init == "content":
+        start = content.clone()
+    elif init == "noise":
+        start = torch.rand(content.shape, generator=torch.Generator(device="cpu").manual_seed(seed)).to(content.device)
+    else:
+        start = F.interpolate(style, size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+    return start.clamp(0, 1).contiguous().requires_grad_(True)
+
+
+def stylize(
+    content: Tensor,
+    style: Tensor,
+    features: nn.Sequential,
+    preprocess: str = "torchvision",
+    content_weight: float = 1.0,
+    style_weight: float = 1e3,
+    tv_weight: float = 0.0,
+    style_layers=STYLE_LAYERS,
+    content_layer: str = CONTENT_LAYER,
+    optimizer: str = "lbfgs",
+    steps: int = 300,
+    lr: float = 0.02,
+    init: str = "content",
+    pool: str = "avg",
+    seed: int = 0,
+    snapshot=None,
+    snapshot_every: int = 0,
+    log=None,
+) -> tuple[Tensor, list[dict]]:
     """Optimise an image (RGB on 0-1, the content image's size) for `steps` evaluations of the
     loss; returns it and the loss history. `snapshot(step, image)` is called every
     `snapshot_every` steps."""
@@ -190,48 +258,32 @@ def stylize(content: Tensor, style: Tensor, features: nn.Sequential, preprocess:
         raise CnnlabError(f"init must be content, noise or style, got {init!r}")
     if optimizer not in ("lbfgs", "adam"):
         raise CnnlabError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
-    device = content.device
-    net = FeatureExtractor(features, list(style_layers) + [content_layer], pool).to(device)
-    halvings = sum(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in net.stack)
-    for what, image in (("content", content), ("style", style)):
-        if min(image.shape[2:]) < 2 ** halvings:  # each pooling halves it; a map must keep a pixel
-            raise CnnlabError(f"the {what} image is {image.shape[2]}x{image.shape[3]} pixels; the layers up to "
-                              f"{net.names[-1]} halve it {halvings} times, so its shorter side must be at least "
-                              f"{2 ** halvings} pixels: give a larger --size")
-    prep = Preprocess(preprocess)
-    with torch.no_grad():
-        target_content = net(prep(content))[content_layer]
-        targets_style = {n: gram(f) for n, f in net(prep(style)).items() if n in style_layers}
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    if init == "content":
-        start = content.clone()
-    elif init == "noise":
-        start = torch.rand(content.shape, generator=g).to(device)
-    else:
-        start = F.interpolate(style, size=content.shape[2:], mode="bilinear", antialias=True, align_corners=False)
-    x = start.clamp(0, 1).contiguous().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, history_size=50, line_search_fn="strong_wolfe") \
-        if optimizer == "lbfgs" else torch.optim.Adam([x], lr=lr)
+    net = FeatureExtractor(features, list(style_layers) + [content_layer], pool).to(content.device)
+    check_image_sizes(net, content=content, style=style)
+    objective = GatysLoss(
+        net,
+        Preprocess(preprocess),
+        content,
+        style,
+        content_layer,
+        style_layers,
+        (content_weight, style_weight, tv_weight),
+    )
+    x = starting_image(content, style, init, seed)
+    opt = (
+        torch.optim.LBFGS([x], lr=1.0, max_iter=steps, history_size=50, line_search_fn="strong_wolfe")
+        if optimizer == "lbfgs"
+        else torch.optim.Adam([x], lr=lr)
+    )
     history: list[dict] = []
-    begin = time.perf_counter()
-    bar = None
-    try:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, desc="stylize", leave=False, disable=None)
-    except ImportError:
-        pass
+    begin, bar = time.perf_counter(), _progress_bar(steps)
 
-    def closure():
+    def closure():  # one evaluation of the loss and its gradient, recorded
         opt.zero_grad()
-        feats = net(prep(x))
-        c = content_loss(feats[content_layer], target_content)
-        s = sum(style_layer_loss(feats[n], targets_style[n]) for n in style_layers) / len(style_layers)
-        t = tv_loss(x) if tv_weight else x.new_zeros(())
-        loss = content_weight * c + style_weight * s + tv_weight * t
+        loss, parts = objective(x)
         loss.backward()
         step = len(history) + 1
-        history.append({"step": step, "loss": loss.item(), "content": c.item(), "style": s.item(), "tv": t.item(),
-                        "time": time.perf_counter() - begin})
+        history.append({"step": step, "loss": loss.item(), **parts, "time": time.perf_counter() - begin})
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4g}")
@@ -252,3 +304,11 @@ def stylize(content: Tensor, style: Tensor, features: nn.Sequential, preprocess:
     if not history or not np.isfinite(history[-1]["loss"]):
         raise CnnlabError("the loss is not finite; try smaller --style-weight or --optimizer adam")
     return x.detach().clamp(0, 1), history
+
+
+def _progress_bar(steps: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=steps, desc="stylize", leave=False, disable=None)

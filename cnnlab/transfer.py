@@ -30,8 +30,7 @@ CLASSIFIERS = ("svm", "logreg")
 
 
 @torch.no_grad()
-def extract(model: torch.nn.Module, data: DeviceData,
-            batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def extract(model: torch.nn.Module, data: DeviceData, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate-layer features (N, D) and labels (N,) of every image in `data`."""
     model.eval()
     feats, labels = [], []
@@ -42,9 +41,18 @@ def extract(model: torch.nn.Module, data: DeviceData,
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
-def features(model_name: str, weights: str | None, dataset: str, out: str | os.PathLike | None = None,
-             classes=(), train_per_class: int | None = None, data_dir: str | None = None,
-             test_per_class: int | None = None, device: str = "auto", model_kwargs: dict | None = None) -> dict:
+def features(
+    model_name: str,
+    weights: str | None,
+    dataset: str,
+    out: str | os.PathLike | None = None,
+    classes=(),
+    train_per_class: int | None = None,
+    data_dir: str | None = None,
+    test_per_class: int | None = None,
+    device: str = "auto",
+    model_kwargs: dict | None = None,
+) -> dict:
     """Features of the training and test split of `dataset` (only `classes`, and the first
     `train_per_class` / `test_per_class` images of each, if given); written to `out` (.npz) if
     given. An image folder's images of both splits are resized and centre-cropped (no random crops)."""
@@ -64,7 +72,7 @@ def features(model_name: str, weights: str | None, dataset: str, out: str | os.P
     splits = {}
     for name, train, per_class in (("train", True, train_per_class), ("test", False, test_per_class)):
         if folder:
-            images = ImageFolder(dataset[len("folder:"):], train).select(classes, per_class)
+            images = ImageFolder(dataset[len("folder:") :], train).select(classes, per_class)
             data = FolderData(images, False, size, *grey_normalization(size, mean, std), 128, dev)
         else:
             split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
@@ -72,8 +80,14 @@ def features(model_name: str, weights: str | None, dataset: str, out: str | os.P
                 mean, std = channel_normalization(split.images, size, mean, std)
             data = DeviceData(split, size, mean, std, dev)
         splits[name] = extract(model, data)
-    result = {"train_x": splits["train"][0], "train_y": splits["train"][1], "test_x": splits["test"][0],
-              "test_y": splits["test"][1], "classes": np.array(data.classes), "seconds": time.perf_counter() - start}
+    result = {
+        "train_x": splits["train"][0],
+        "train_y": splits["train"][1],
+        "test_x": splits["test"][0],
+        "test_y": splits["test"][1],
+        "classes": np.array(data.classes),
+        "seconds": time.perf_counter() - start,
+    }
     if out is not None:
         _save_npz(Path(out), {k: v for k, v in result.items() if k != "seconds"})
     return result
@@ -99,10 +113,14 @@ def linear_classifier(feats: dict, kind: str = "svm", c: float = 1.0) -> dict:
     clf = make_pipeline(StandardScaler(), head)
     start = time.perf_counter()
     clf.fit(feats["train_x"], feats["train_y"])
-    return {"classifier": kind, "train_images": len(feats["train_y"]), "feature_dim": feats["train_x"].shape[1],
-            "train_accuracy": float(clf.score(feats["train_x"], feats["train_y"])),
-            "test_accuracy": float(clf.score(feats["test_x"], feats["test_y"])),
-            "seconds": time.perf_counter() - start}
+    return {
+        "classifier": kind,
+        "train_images": len(feats["train_y"]),
+        "feature_dim": feats["train_x"].shape[1],
+        "train_accuracy": float(clf.score(feats["train_x"], feats["train_y"])),
+        "test_accuracy": float(clf.score(feats["test_x"], feats["test_y"])),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 # The lectures' (CS231n) matrix: rows = how much labelled data, columns = how similar to the
@@ -118,23 +136,48 @@ def advise(samples_per_class: int, similarity: str) -> dict:
         raise CnnlabError(f"samples per class must be at least 1, got {samples_per_class}")
     small = samples_per_class < SMALL
     if small and similarity == "high":
-        strategy, why = "feature-extractor", ("little data, similar to the pretraining data: the top layers' "
-                                              "features already fit; train only a linear classifier on them")
+        strategy, why = (
+            "feature-extractor",
+            (
+                "little data, similar to the pretraining data: the top layers' "
+                "features already fit; train only a linear classifier on them"
+            ),
+        )
         command = "cnnlab features MODEL --weights imagenet --dataset DATA --classifier svm"
     elif small:
-        strategy, why = "fine-tune-top", ("little data, unlike the pretraining data: the top layers are too "
-                                          "specific to the old task and too many parameters for the data; keep "
-                                          "the early, generic layers fixed and retrain the rest (or a linear "
-                                          "classifier on features from an earlier layer)")
-        command = "cnnlab finetune MODEL --weights imagenet --dataset DATA --strategy fine-tune-top --freeze-until LAYER"
+        strategy, why = (
+            "fine-tune-top",
+            (
+                "little data, unlike the pretraining data: the top layers are too "
+                "specific to the old task and too many parameters for the data; keep "
+                "the early, generic layers fixed and retrain the rest (or a linear "
+                "classifier on features from an earlier layer)"
+            ),
+        )
+        command = (
+            "cnnlab finetune MODEL --weights imagenet --dataset DATA --strategy fine-tune-top --freeze-until LAYER"
+        )
     elif similarity == "high":
-        strategy, why = "fine-tune-top", ("plenty of similar data: fine-tune the top layers (or all of them) "
-                                          "with a small learning rate")
+        strategy, why = (
+            "fine-tune-top",
+            ("plenty of similar data: fine-tune the top layers (or all of them) with a small learning rate"),
+        )
         command = "cnnlab finetune MODEL --weights imagenet --dataset DATA --strategy fine-tune-top --head-lr-mult 10"
     else:
-        strategy, why = "fine-tune-all", ("plenty of data, unlike the pretraining data: fine-tune every layer "
-                                          "from the pretrained weights (they still beat a random start), or "
-                                          "train from scratch with enough data")
+        strategy, why = (
+            "fine-tune-all",
+            (
+                "plenty of data, unlike the pretraining data: fine-tune every layer "
+                "from the pretrained weights (they still beat a random start), or "
+                "train from scratch with enough data"
+            ),
+        )
         command = "cnnlab finetune MODEL --weights imagenet --dataset DATA --strategy fine-tune-all"
-    return {"samples_per_class": samples_per_class, "similarity": similarity,
-            "data": "small" if small else "large", "strategy": strategy, "why": why, "command": command}
+    return {
+        "samples_per_class": samples_per_class,
+        "similarity": similarity,
+        "data": "small" if small else "large",
+        "strategy": strategy,
+        "why": why,
+        "command": command,
+    }

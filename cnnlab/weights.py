@@ -40,8 +40,10 @@ TORCHVISION_MODELS = {
 # GoogLeNet's were trained on [-1, 1] input (transform_input), ResNets are v1.5 (stride in the 3x3)
 PRETRAINED_KWARGS = {"googlenet_bn": {"transform_input": True}}
 
-LICENCE = ("torchvision's ImageNet weights (BSD-3-Clause code); they were trained on ImageNet, whose terms "
-           "allow non-commercial research and educational use")
+LICENCE = (
+    "torchvision's ImageNet weights (BSD-3-Clause code); they were trained on ImageNet, whose terms "
+    "allow non-commercial research and educational use"
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Pretrained:
     def categories(self) -> list[str]:
         """The 1000 ImageNet class names, in the weights' output order."""
         from torchvision.models._meta import _IMAGENET_CATEGORIES
+
         return list(_IMAGENET_CATEGORIES)
 
 
@@ -79,15 +82,26 @@ def pretrained(name: str) -> Pretrained:
     """The published ImageNet weights of a zoo model (those torchvision publishes: the first
     IMAGENET1K_V1 weights of the counterpart)."""
     if name not in TORCHVISION_MODELS:
-        raise WeightsError(f"no published ImageNet weights for {name}; models with them: "
-                           f"{', '.join(sorted(TORCHVISION_MODELS))} (or give a weights file: --weights PATH)")
+        raise WeightsError(
+            f"no published ImageNet weights for {name}; models with them: "
+            f"{', '.join(sorted(TORCHVISION_MODELS))} (or give a weights file: --weights PATH)"
+        )
     import torchvision.models as tvm
 
     tv_name, kwargs = TORCHVISION_MODELS[name]
     entry = tvm.get_model_weights(tv_name)["IMAGENET1K_V1"]
     metrics, tf = entry.meta["_metrics"]["ImageNet-1K"], entry.transforms()
-    return Pretrained(name, entry.url, metrics["acc@1"], metrics["acc@5"], tf.resize_size[0], tf.crop_size[0],
-                      tuple(tf.mean), tuple(tf.std), build={**kwargs, **PRETRAINED_KWARGS.get(name, {})})
+    return Pretrained(
+        name,
+        entry.url,
+        metrics["acc@1"],
+        metrics["acc@5"],
+        tf.resize_size[0],
+        tf.crop_size[0],
+        tuple(tf.mean),
+        tuple(tf.std),
+        build={**kwargs, **PRETRAINED_KWARGS.get(name, {})},
+    )
 
 
 def weights_dir() -> Path:
@@ -104,9 +118,11 @@ def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
     path = directory / info.filename
     if not path.is_file():
         if os.environ.get("CNNLAB_OFFLINE", "") not in ("", "0"):
-            raise WeightsError(f"{info.model}: {info.filename} is not in {directory} and downloads are off "
-                               f"(CNNLAB_OFFLINE); fetch {info.url} on a machine online and put it there, "
-                               "or give that file: --weights PATH")
+            raise WeightsError(
+                f"{info.model}: {info.filename} is not in {directory} and downloads are off "
+                f"(CNNLAB_OFFLINE); fetch {info.url} on a machine online and put it there, "
+                "or give that file: --weights PATH"
+            )
         directory.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(info.url, str(path), hash_prefix=info.hash_prefix, progress=True)
@@ -114,15 +130,20 @@ def fetch(info: Pretrained, directory: str | os.PathLike | None = None) -> Path:
             raise WeightsError(f"{info.url}: {e}; nothing was saved") from None
         except OSError as e:
             if problem := write_problem(e):
-                raise WeightsError(f"{info.model}: cannot save {info.filename} in {directory}: {problem}; free some "
-                                   "space or set CNNLAB_WEIGHTS to another folder") from None
-            raise WeightsError(f"{info.model}: cannot download {info.url} ({e}); give a local copy: "
-                               "--weights PATH") from None
+                raise WeightsError(
+                    f"{info.model}: cannot save {info.filename} in {directory}: {problem}; free some "
+                    "space or set CNNLAB_WEIGHTS to another folder"
+                ) from None
+            raise WeightsError(
+                f"{info.model}: cannot download {info.url} ({e}); give a local copy: --weights PATH"
+            ) from None
         return path
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(info.hash_prefix):
-        raise WeightsError(f"{path}: sha256 {digest[:12]}... does not start with {info.hash_prefix} (from its name); "
-                           "the file is damaged or not the published one: delete it to download it again")
+        raise WeightsError(
+            f"{path}: sha256 {digest[:12]}... does not start with {info.hash_prefix} (from its name); "
+            "the file is damaged or not the published one: delete it to download it again"
+        )
     return path
 
 
@@ -143,8 +164,9 @@ def convert_torchvision(name: str, state_dict: Mapping[str, Tensor]) -> dict[str
     Raises WeightsError listing missing and unexpected keys and shape mismatches.
     """
     if name not in TORCHVISION_MODELS:
-        raise WeightsError(f"{name} has no torchvision counterpart; those that do: "
-                           f"{', '.join(sorted(TORCHVISION_MODELS))}")
+        raise WeightsError(
+            f"{name} has no torchvision counterpart; those that do: {', '.join(sorted(TORCHVISION_MODELS))}"
+        )
     _, kwargs = TORCHVISION_MODELS[name]
     if name == "googlenet_bn":  # published files keep the auxiliary classifiers; user ones may not
         kwargs = {**kwargs, "aux_logits": any(k.startswith("aux1.") for k in state_dict)}
@@ -163,14 +185,18 @@ def _num_classes(state_dict: Mapping[str, Tensor]) -> int | None:
     return None
 
 
-def check_state_dict(name: str, expected: Mapping[str, Tensor], given: Mapping[str, Tensor],
-                     source: str | os.PathLike | None = None) -> None:
+def check_state_dict(
+    name: str, expected: Mapping[str, Tensor], given: Mapping[str, Tensor], source: str | os.PathLike | None = None
+) -> None:
     """Raise WeightsError unless `given` has exactly the keys and shapes of `expected`; the
     message lists missing and unexpected keys and shape mismatches (and names `source`)."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
-    shapes = [f"{k}: expected {tuple(expected[k].shape)}, got {tuple(given[k].shape)}"
-              for k in expected if k in given and expected[k].shape != given[k].shape]
+    shapes = [
+        f"{k}: expected {tuple(expected[k].shape)}, got {tuple(given[k].shape)}"
+        for k in expected
+        if k in given and expected[k].shape != given[k].shape
+    ]
     problems = []
     for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
         if items:
@@ -181,8 +207,9 @@ def check_state_dict(name: str, expected: Mapping[str, Tensor], given: Mapping[s
         raise WeightsError(f"{where}state dict does not fit {name}: " + "; ".join(problems))
 
 
-def load_into(model: torch.nn.Module, state_dict: Mapping[str, Tensor], name: str,
-              source: str | os.PathLike | None = None) -> None:
+def load_into(
+    model: torch.nn.Module, state_dict: Mapping[str, Tensor], name: str, source: str | os.PathLike | None = None
+) -> None:
     """Load `state_dict` into `model` after checking every key and shape (WeightsError otherwise)."""
     check_state_dict(name, model.state_dict(), state_dict, source)
     model.load_state_dict(state_dict)
@@ -202,15 +229,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: refused: it holds objects other than tensors, which could run code when "
-                           f"unpickled ({reason[:200]}); only plain state dicts are loaded") from None
+        raise WeightsError(
+            f"{path}: refused: it holds objects other than tensors, which could run code when "
+            f"unpickled ({reason[:200]}); only plain state dicts are loaded"
+        ) from None
     except Exception as e:  # noqa: BLE001  (truncated zips, random bytes: many exception types)
-        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: "
-                           f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'empty'})") from None
+        raise WeightsError(
+            f"{path}: not a readable PyTorch weights file ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'empty'})"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, Tensor)
-                                                       for k, v in obj.items()):
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    ):
         raise WeightsError(f"{path}: not a state dict (a mapping of names to tensors)")
     return dict(obj)

@@ -10,16 +10,34 @@ from fvcore.nn import FlopCountAnalysis  # test dependency, for the cross-check
 from torch import nn
 
 import cnnlab
-from cnnlab.analysis import (analyze, conv_output_size, conv_params, conv_transpose_output_size,
-                             pool_output_size, receptive_field, training_memory)
+from cnnlab.analysis import (
+    analyze,
+    conv_output_size,
+    conv_params,
+    conv_transpose_output_size,
+    pool_output_size,
+    receptive_field,
+    training_memory,
+)
 from cnnlab.errors import CnnlabError, ConvArithmeticError
-from cnnlab.registry import list_models
 from cnnlab.models import InceptionModule
+from cnnlab.registry import list_models
 
 # The lectures' (CS231n) VGG-16 table: memory of the input and of every conv and pool output.
-CS231N_VGG16_MEMORY = [224 * 224 * 3] + [224 * 224 * 64] * 2 + [112 * 112 * 64] + [112 * 112 * 128] * 2 \
-    + [56 * 56 * 128] + [56 * 56 * 256] * 3 + [28 * 28 * 256] + [28 * 28 * 512] * 3 + [14 * 14 * 512] \
-    + [14 * 14 * 512] * 3 + [7 * 7 * 512] + [4096, 4096, 1000]
+CS231N_VGG16_MEMORY = (
+    [224 * 224 * 3]
+    + [224 * 224 * 64] * 2
+    + [112 * 112 * 64]
+    + [112 * 112 * 128] * 2
+    + [56 * 56 * 128]
+    + [56 * 56 * 256] * 3
+    + [28 * 28 * 256]
+    + [28 * 28 * 512] * 3
+    + [14 * 14 * 512]
+    + [14 * 14 * 512] * 3
+    + [7 * 7 * 512]
+    + [4096, 4096, 1000]
+)
 
 
 def test_vgg16_totals_and_the_lectures_memory_table():
@@ -73,8 +91,11 @@ def test_lenet5_layers_and_the_papers_connection_counts():
 
 def test_bottleneck_example_of_the_lectures():
     # 256 -> 64 -> 256 around a 3x3 against a plain 3x3 on 256 channels, per output pixel
-    bottleneck = nn.Sequential(nn.Conv2d(256, 64, 1, bias=False), nn.Conv2d(64, 64, 3, padding=1, bias=False),
-                               nn.Conv2d(64, 256, 1, bias=False))
+    bottleneck = nn.Sequential(
+        nn.Conv2d(256, 64, 1, bias=False),
+        nn.Conv2d(64, 64, 3, padding=1, bias=False),
+        nn.Conv2d(64, 256, 1, bias=False),
+    )
     plain = nn.Conv2d(256, 256, 3, padding=1, bias=False)
     pixels = 14 * 14
     assert analyze(bottleneck, (256, 14, 14)).totals["macs"] == 69_632 * pixels
@@ -115,8 +136,13 @@ def test_every_zoo_model_runs_all_its_parameters_in_training():
     for name in list_models():
         for mode in ("train", "eval"):
             a = analyze(name, mode=mode)
-            assert a.totals["unused_params"] == (6_379_728 if name == "googlenet" and mode == "eval" else
-                                                 6_379_984 if name == "googlenet_bn" and mode == "eval" else 0), name
+            assert a.totals["unused_params"] == (
+                6_379_728
+                if name == "googlenet" and mode == "eval"
+                else 6_379_984
+                if name == "googlenet_bn" and mode == "eval"
+                else 0
+            ), name
             assert sum(r.params for r in a.layers) + a.totals["unused_params"] == a.totals["params"], name
 
 
@@ -128,6 +154,7 @@ def test_a_layer_defined_but_never_called_is_named():
 
         def forward(self, x):
             return self.used(x)
+
     a = analyze(Forgetful(), (4,))
     assert a.totals["unused_params"] == 15 and a.unused == ("spare",)
 
@@ -200,7 +227,9 @@ def test_outputs_json_csv_markdown():
 
 
 def test_bad_inputs_give_clear_errors():
-    with pytest.raises(CnnlabError, match=r"vgg16 takes inputs of 3 dimensions without the batch \(3x224x224\), got 3x224"):
+    with pytest.raises(
+        CnnlabError, match=r"vgg16 takes inputs of 3 dimensions without the batch \(3x224x224\), got 3x224"
+    ):
         analyze("vgg16", input_size=(3, 224))
     with pytest.raises(CnnlabError, match="lenet5 expects input"):
         analyze("lenet5", input_size=(3, 32, 32))
@@ -229,7 +258,9 @@ def test_conv_arithmetic():
     assert conv_output_size(227, 11, stride=4) == 55
     assert conv_output_size(32, 5) == 28 and conv_output_size(28, 5, padding=2) == 28
     assert conv_output_size(7, 3, dilation=2) == 3
-    with pytest.raises(ConvArithmeticError, match=r"= 54.25 is not an integer.*input sizes that fit unpadded: 223, 227"):
+    with pytest.raises(
+        ConvArithmeticError, match=r"= 54.25 is not an integer.*input sizes that fit unpadded: 223, 227"
+    ):
         conv_output_size(224, 11, stride=4)
     with pytest.raises(ConvArithmeticError, match="paddings that fit: 2, 5$"):
         conv_output_size(32, 3, stride=3, padding=1)
@@ -247,15 +278,19 @@ def test_conv_arithmetic():
     assert conv_params(5, 96, 256, groups=2) == 307_456  # AlexNet conv2
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, dilation", [
-    (227, 11, 4, 0, 1), (56, 3, 1, 1, 1), (13, 3, 2, 0, 1), (64, 3, 2, 1, 2), (9, 5, 1, 0, 2)])
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, dilation",
+    [(227, 11, 4, 0, 1), (56, 3, 1, 1, 1), (13, 3, 2, 0, 1), (64, 3, 2, 1, 2), (9, 5, 1, 0, 2)],
+)
 def test_conv_arithmetic_matches_pytorch(size, kernel, stride, padding, dilation):
     conv = nn.Conv2d(1, 1, kernel, stride, padding, dilation)
     out = conv(torch.zeros(1, 1, size, size, device="meta")).shape[-1]
     assert conv_output_size(size, kernel, stride, padding, dilation, strict=False) == out
     pool = nn.MaxPool2d(kernel, stride, min(padding, kernel // 2), dilation, ceil_mode=True)
-    assert pool_output_size(size, kernel, stride, min(padding, kernel // 2), dilation, ceil_mode=True) == \
-        pool(torch.zeros(1, 1, size, size)).shape[-1]
+    assert (
+        pool_output_size(size, kernel, stride, min(padding, kernel // 2), dilation, ceil_mode=True)
+        == pool(torch.zeros(1, 1, size, size)).shape[-1]
+    )
 
 
 FVCORE_MODELS = ["alexnet_owt", "vgg11", "googlenet", "resnet18", "resnet50", "nin_cifar", "fcn8s"]

@@ -19,7 +19,7 @@ def test_lrn_follows_the_papers_formula():
     expected = torch.empty_like(a)
     for i in range(12):
         lo, hi = max(0, i - n // 2), min(11, i + n // 2)
-        expected[:, i] = a[:, i] / (k + alpha * (a[:, lo:hi + 1] ** 2).sum(1)) ** beta
+        expected[:, i] = a[:, i] / (k + alpha * (a[:, lo : hi + 1] ** 2).sum(1)) ** beta
     assert torch.allclose(local_response_norm(n, alpha, beta, k)(a), expected, rtol=1e-5)
 
 
@@ -39,9 +39,17 @@ def test_alexnet_layer_shapes_and_groups():
 
 
 # VGG (Simonyan & Zisserman 2014)
-@pytest.mark.parametrize("name, convs, one_by_one, lrn", [
-    ("vgg11", 8, 0, 0), ("vgg11_lrn", 8, 0, 1), ("vgg13", 10, 0, 0), ("vgg16_c", 13, 3, 0),
-    ("vgg16", 13, 0, 0), ("vgg19", 16, 0, 0)])
+@pytest.mark.parametrize(
+    "name, convs, one_by_one, lrn",
+    [
+        ("vgg11", 8, 0, 0),
+        ("vgg11_lrn", 8, 0, 1),
+        ("vgg13", 10, 0, 0),
+        ("vgg16_c", 13, 3, 0),
+        ("vgg16", 13, 0, 0),
+        ("vgg19", 16, 0, 0),
+    ],
+)
 def test_vgg_configurations(name, convs, one_by_one, lrn):
     with torch.device("meta"):
         m = cnnlab.create_model(name)
@@ -67,15 +75,26 @@ def test_nin_has_no_fully_connected_layer_and_pools_globally():
 def test_googlenet_stage_shapes_follow_table_1():
     m = cnnlab.create_model("googlenet").eval()
     shapes = {}
-    hooks = [getattr(m, f"inception{s}").register_forward_hook(
-        lambda mod, i, o, s=s: shapes.__setitem__(s, tuple(o.shape[1:])))
-        for s in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")]
+    hooks = [
+        getattr(m, f"inception{s}").register_forward_hook(
+            lambda mod, i, o, s=s: shapes.__setitem__(s, tuple(o.shape[1:]))
+        )
+        for s in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+    ]
     m(torch.randn(1, 3, 224, 224))
     for h in hooks:
         h.remove()
-    assert shapes == {"3a": (256, 28, 28), "3b": (480, 28, 28), "4a": (512, 14, 14), "4b": (512, 14, 14),
-                      "4c": (512, 14, 14), "4d": (528, 14, 14), "4e": (832, 14, 14), "5a": (832, 7, 7),
-                      "5b": (1024, 7, 7)}
+    assert shapes == {
+        "3a": (256, 28, 28),
+        "3b": (480, 28, 28),
+        "4a": (512, 14, 14),
+        "4b": (512, 14, 14),
+        "4c": (512, 14, 14),
+        "4d": (528, 14, 14),
+        "4e": (832, 14, 14),
+        "5a": (832, 7, 7),
+        "5b": (1024, 7, 7),
+    }
 
 
 def test_googlenet_auxiliary_classifiers():
@@ -159,8 +178,9 @@ def test_fcn_output_has_the_input_size(name, size):
 
 def test_fcn_upsampling_is_bilinear_at_init():
     # a x2 transposed convolution with the bilinear kernel interpolates a linear ramp exactly
-    up = F.conv_transpose2d(torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 8, 8),
-                            bilinear_kernel(1, 4), stride=2, padding=1)
+    up = F.conv_transpose2d(
+        torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 8, 8), bilinear_kernel(1, 4), stride=2, padding=1
+    )
     row = up[0, 0, 4]
     assert torch.allclose(row[1:-1], torch.arange(14.0)[:14] / 2 + 0.25)
     k = bilinear_kernel(2, 4)

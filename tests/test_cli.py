@@ -58,13 +58,15 @@ def test_summary_table_json_and_training_memory(capsys):
 
 def test_summary_of_builder_arguments_and_of_a_run(tmp_path, capsys):
     import cnnlab
+
     quarter = sum(p.numel() for p in cnnlab.create_model("resnet20", width=0.25).parameters())
     assert main(["summary", "resnet20", "--model-kwargs", "width=0.25", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["params"] == quarter == 17_326
     run = tmp_path / "run"  # a run's model: its name, classes, builder arguments and input size
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"model": "resnet20", "num_classes": 2, "input_size": [3, 32, 32],
-                                                 "model_kwargs": {"width": 0.5}}))
+    (run / "config.json").write_text(
+        json.dumps({"model": "resnet20", "num_classes": 2, "input_size": [3, 32, 32], "model_kwargs": {"width": 0.5}})
+    )
     model = cnnlab.create_model("resnet20", num_classes=2, width=0.5)
     two = sum(p.numel() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())  # batch-norm statistics
@@ -108,42 +110,47 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path, capsys):
     assert not out.exists() and (tmp_path / "runs").is_dir()  # an empty run directory was left
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["summary", "lenet5", "--input", "3xfoo"], "input size must look like 3x224x224"),
-    (["summary", "lenet5", "--batch", "0"], "must be at least 1"),
-    (["summary", "lenet6"], "unknown model 'lenet6'; closest: lenet5"),
-    (["summary", "lenet5", "--input", "3x32x32"], "lenet5 expects input (N, 1, 32, 32), got (N, 3, 32, 32)"),
-    (["compare", "vgg16", "vgg61"], "unknown model 'vgg61'"),
-    (["train", "lenet6"], "unknown model 'lenet6'; closest: lenet5"),
-    (["train", "lenet5", "--dataset", "minst"], "unknown dataset 'minst'; closest: mnist"),
-    (["train", "lenet5", "--lr", "0"], "argument --lr: must be positive, got 0"),
-    (["train", "lenet5", "--lr", "-0.1"], "argument --lr: must be positive"),
-    (["train", "lenet5", "--lr", "nan"], "argument --lr"),
-    (["train", "lenet5", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
-    (["train", "lenet5", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
-    (["train", "lenet5", "--epochs", "two"], "argument --epochs: expected a whole number, got 'two'"),
-    (["train", "lenet5", "--weight-decay", "-1"], "argument --weight-decay: must not be negative"),
-    (["train", "lenet5", "--optimizer", "adamm"], "argument --optimizer: invalid choice: 'adamm'"),
-    (["train", "lenet5", "--dataset", "folder:/no/such/folder"], "no such folder or zip file"),
-    (["train", "lenet5", "--out", "/dev/null/run"], "output directory /dev/null/run is not writable"),
-    (["train", "lenet5", "--resume"], "resume needs the run directory (--out)"),
-    (["train", "lenet5", "--config", "/no/such.toml"], "config file /no/such.toml: No such file"),
-    (["train", "lenet5", "--checkpoint-steps", "0"], "argument --checkpoint-steps: must be at least 1"),
-    (["train", "lenet5", "--on-bad-image", "ignore"], "argument --on-bad-image: invalid choice: 'ignore'"),
-    (["train", "lenet5", "--val-split", "1"], "argument --val-split: must be a fraction in [0, 1), got 1"),
-    (["train", "lenet5", "--early-stop", "0"], "argument --early-stop: must be at least 1 epoch, got 0"),
-    (["train", "lenet5", "--device", "mps"], "device 'mps' is not supported (cnnlab runs on CPUs and CUDA GPUs)"),
-    (["train", "lenet5", "--device", "gpu"], "unknown device 'gpu'; use cpu, cuda, cuda:N or auto"),
-    (["eval", "/no/such/run"], "/no/such/run: no such file"),
-    (["predict", "/no/such/run", "x.png"], "/no/such/run"),
-    (["visualize", "/no/such/run", "--filters"], "/no/such/run"),
-    (["conv-size", "0", "3"], "must be at least 1, got 0"),
-    (["conv-size", "7", "3", "--padding", "-1"], "argument --padding: must be at least 0, got -1"),
-    (["trian"], "invalid choice: 'trian'"),
-    (["finetune", "lenet5_modern", "--dataset", "mnist"], "finetune starts from trained weights: give --weights"),
-    (["summary", "resnet18", "--input-size", "3x64x64"],
-     "cnnlab summary: error: unrecognized arguments: --input-size 3x64x64 (see `cnnlab summary --help`)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["summary", "lenet5", "--input", "3xfoo"], "input size must look like 3x224x224"),
+        (["summary", "lenet5", "--batch", "0"], "must be at least 1"),
+        (["summary", "lenet6"], "unknown model 'lenet6'; closest: lenet5"),
+        (["summary", "lenet5", "--input", "3x32x32"], "lenet5 expects input (N, 1, 32, 32), got (N, 3, 32, 32)"),
+        (["compare", "vgg16", "vgg61"], "unknown model 'vgg61'"),
+        (["train", "lenet6"], "unknown model 'lenet6'; closest: lenet5"),
+        (["train", "lenet5", "--dataset", "minst"], "unknown dataset 'minst'; closest: mnist"),
+        (["train", "lenet5", "--lr", "0"], "argument --lr: must be positive, got 0"),
+        (["train", "lenet5", "--lr", "-0.1"], "argument --lr: must be positive"),
+        (["train", "lenet5", "--lr", "nan"], "argument --lr"),
+        (["train", "lenet5", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (["train", "lenet5", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["train", "lenet5", "--epochs", "two"], "argument --epochs: expected a whole number, got 'two'"),
+        (["train", "lenet5", "--weight-decay", "-1"], "argument --weight-decay: must not be negative"),
+        (["train", "lenet5", "--optimizer", "adamm"], "argument --optimizer: invalid choice: 'adamm'"),
+        (["train", "lenet5", "--dataset", "folder:/no/such/folder"], "no such folder or zip file"),
+        (["train", "lenet5", "--out", "/dev/null/run"], "output directory /dev/null/run is not writable"),
+        (["train", "lenet5", "--resume"], "resume needs the run directory (--out)"),
+        (["train", "lenet5", "--config", "/no/such.toml"], "config file /no/such.toml: No such file"),
+        (["train", "lenet5", "--checkpoint-steps", "0"], "argument --checkpoint-steps: must be at least 1"),
+        (["train", "lenet5", "--on-bad-image", "ignore"], "argument --on-bad-image: invalid choice: 'ignore'"),
+        (["train", "lenet5", "--val-split", "1"], "argument --val-split: must be a fraction in [0, 1), got 1"),
+        (["train", "lenet5", "--early-stop", "0"], "argument --early-stop: must be at least 1 epoch, got 0"),
+        (["train", "lenet5", "--device", "mps"], "device 'mps' is not supported (cnnlab runs on CPUs and CUDA GPUs)"),
+        (["train", "lenet5", "--device", "gpu"], "unknown device 'gpu'; use cpu, cuda, cuda:N or auto"),
+        (["eval", "/no/such/run"], "/no/such/run: no such file"),
+        (["predict", "/no/such/run", "x.png"], "/no/such/run"),
+        (["visualize", "/no/such/run", "--filters"], "/no/such/run"),
+        (["conv-size", "0", "3"], "must be at least 1, got 0"),
+        (["conv-size", "7", "3", "--padding", "-1"], "argument --padding: must be at least 0, got -1"),
+        (["trian"], "invalid choice: 'trian'"),
+        (["finetune", "lenet5_modern", "--dataset", "mnist"], "finetune starts from trained weights: give --weights"),
+        (
+            ["summary", "resnet18", "--input-size", "3x64x64"],
+            "cnnlab summary: error: unrecognized arguments: --input-size 3x64x64 (see `cnnlab summary --help`)",
+        ),
+    ],
+)
 def test_bad_cli_input_is_one_line_with_exit_code_2(argv, message, capsys):
     try:  # in the process: any exception other than a clean exit fails the test with its traceback
         code = main(argv)
@@ -173,19 +180,24 @@ def test_train_into_a_run_directory_is_refused_before_anything_is_printed(tmp_pa
     (run / "model.safetensors").write_bytes(b"weights")
     assert main(["train", "mlp", "--out", str(run)]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == (f"cnnlab: error: {run} already holds a run (lenet5 on mnist): config.json, "
-                                 "model.safetensors; continue it with --resume, replace it with --overwrite, "
-                                 "or choose another --out\n")
+    assert out == "" and err == (
+        f"cnnlab: error: {run} already holds a run (lenet5 on mnist): config.json, "
+        "model.safetensors; continue it with --resume, replace it with --overwrite, "
+        "or choose another --out\n"
+    )
     assert (run / "model.safetensors").read_bytes() == b"weights"
 
 
 def test_a_gpu_number_beyond_the_machine_is_named(monkeypatch):
-    from cnnlab.errors import CnnlabError
     from cnnlab.device import pick_device
+    from cnnlab.errors import CnnlabError
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert pick_device("cuda:1") == torch.device("cuda:1")
-    with pytest.raises(CnnlabError, match=r"device cuda:2 was asked for but this machine has 2 GPUs \(cuda:0 to cuda:1\)"):
+    with pytest.raises(
+        CnnlabError, match=r"device cuda:2 was asked for but this machine has 2 GPUs \(cuda:0 to cuda:1\)"
+    ):
         pick_device("cuda:2")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(CnnlabError, match=r"has 1 GPU \(cuda:0\)$"):
@@ -196,11 +208,11 @@ def test_a_reader_that_stops_early_is_no_traceback():
     """`cnnlab models | head -1`: the pipe closes before cnnlab has written everything."""
     import subprocess
     import sys
+
     proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait() == 141 and err == "", err  # 128 + SIGPIPE, as other Unix tools end
-
 
 
 def test_paths_in_the_way_are_one_line(tmp_path, capsys):
@@ -208,20 +220,44 @@ def test_paths_in_the_way_are_one_line(tmp_path, capsys):
     IsADirectoryError tracebacks (the latter naming a temporary file)."""
     from pathlib import Path
 
-    from cnnlab.files import atomic_file
-    from cnnlab.errors import WriteError
     from conftest import DATA
+
+    from cnnlab.errors import WriteError
+    from cnnlab.files import atomic_file
+
     run, blocker = tmp_path / "run", tmp_path / "afile"
     blocker.write_text("")
-    assert main(["train", "mlp", "--dataset", "mnist", "--data-dir", str(DATA), "--train-per-class", "5",
-                 "--test-per-class", "2", "--epochs", "1", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mlp",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(DATA),
+                "--train-per-class",
+                "5",
+                "--test-per-class",
+                "2",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["eval", str(run), "--data-dir", str(DATA), "--test-per-class", "2", "--out", str(blocker)]) == 2
-    assert capsys.readouterr().err == (f"cnnlab: error: {blocker}: file exists; a file is in the way of a folder: "
-                                       "choose another path\n")
+    assert capsys.readouterr().err == (
+        f"cnnlab: error: {blocker}: file exists; a file is in the way of a folder: choose another path\n"
+    )
     folder = tmp_path / "taken.csv"
     folder.mkdir()
-    with pytest.raises(WriteError, match=f"^{folder}: not written, a folder of that name is in the way; write elsewhere"):
+    with pytest.raises(
+        WriteError, match=f"^{folder}: not written, a folder of that name is in the way; write elsewhere"
+    ):
         with atomic_file(folder) as tmp:
             Path(tmp).write_text("a,b\n")
     assert not list(tmp_path.glob("tmp*"))  # the temporary file is gone

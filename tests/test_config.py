@@ -15,16 +15,56 @@ from cnnlab.train.settings import configure, read_settings_file
 from cnnlab.train.state import RESUME_MAY_CHANGE
 
 # a value other than the default for every setting, of the right type and in range
-OTHER = {"dataset": "cifar10", "epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.2, "momentum": 0.5,
-         "nesterov": False, "weight_decay": 0.01, "l1": 1e-5, "l2": 1e-4, "schedule": "cosine", "step_size": 4,
-         "gamma": 0.5, "warmup_epochs": 0.5, "label_smoothing": 0.1, "mixup": 0.2, "normalize": "center",
-         "whiten": True, "dropout": 0.3, "init": "he", "clip_grad_norm": 2.0, "augment": ("crop", "flip"), "seed": 7,
-         "device": "cpu", "amp": False, "compile": "reduce-overhead", "max_steps": 9, "overfit_batch": True,
-         "layer_stats": True, "loss": "mse", "target": "y", "out": "runs/x", "resume": True, "overwrite": True,
-         "checkpoint_steps": 5, "checkpoint_minutes": 1.5, "on_bad_image": "skip", "weights": "imagenet",
-         "strategy": "fine-tune-top", "freeze_until": "layer3", "head_lr_mult": 10.0, "classes": ("cat", "dog"),
-         "train_per_class": 10, "test_per_class": 5, "val_split": 0.1, "early_stop": 2, "data_dir": "/data",
-         "model_kwargs": {"width": 0.5, "activation": "tanh"}}
+OTHER = {
+    "dataset": "cifar10",
+    "epochs": 3,
+    "batch_size": 64,
+    "optimizer": "adamw",
+    "lr": 0.2,
+    "momentum": 0.5,
+    "nesterov": False,
+    "weight_decay": 0.01,
+    "l1": 1e-5,
+    "l2": 1e-4,
+    "schedule": "cosine",
+    "step_size": 4,
+    "gamma": 0.5,
+    "warmup_epochs": 0.5,
+    "label_smoothing": 0.1,
+    "mixup": 0.2,
+    "normalize": "center",
+    "whiten": True,
+    "dropout": 0.3,
+    "init": "he",
+    "clip_grad_norm": 2.0,
+    "augment": ("crop", "flip"),
+    "seed": 7,
+    "device": "cpu",
+    "amp": False,
+    "compile": "reduce-overhead",
+    "max_steps": 9,
+    "overfit_batch": True,
+    "layer_stats": True,
+    "loss": "mse",
+    "target": "y",
+    "out": "runs/x",
+    "resume": True,
+    "overwrite": True,
+    "checkpoint_steps": 5,
+    "checkpoint_minutes": 1.5,
+    "on_bad_image": "skip",
+    "weights": "imagenet",
+    "strategy": "fine-tune-top",
+    "freeze_until": "layer3",
+    "head_lr_mult": 10.0,
+    "classes": ("cat", "dog"),
+    "train_per_class": 10,
+    "test_per_class": 5,
+    "val_split": 0.1,
+    "early_stop": 2,
+    "data_dir": "/data",
+    "model_kwargs": {"width": 0.5, "activation": "tanh"},
+}
 
 
 def test_every_setting_is_declared_with_help_and_a_value_to_test():
@@ -40,8 +80,11 @@ def test_every_setting_is_declared_with_help_and_a_value_to_test():
 @pytest.mark.parametrize("name", sorted(OTHER))
 def test_each_flag_reads_back_what_the_experiments_write(name):
     """flag_tokens (the experiments' command lines) and the CLI's flags are inverse."""
-    tokens = [t.strip("'") for t in flag_tokens(name, OTHER[name])] if name != "model_kwargs" else \
-        ["--model-kwargs", "width=0.5", "activation=tanh"]
+    tokens = (
+        [t.strip("'") for t in flag_tokens(name, OTHER[name])]
+        if name != "model_kwargs"
+        else ["--model-kwargs", "width=0.5", "activation=tanh"]
+    )
     args = build_parser().parse_args(["train", "mlp", *tokens])
     value = getattr(args, name)
     if name == "model_kwargs":
@@ -60,10 +103,13 @@ def test_help_and_ranges_come_from_the_declaration(capsys):
         if f.name != "model":
             assert "--" + f.name.replace("_", "-") in text
     # the same rule in the same words from the command line and from Python
-    for name, bad, words in (("epochs", 0, "must be at least 1, got 0"), ("lr", -1.0, "must be positive, got -1.0"),
-                             ("val_split", 1.0, "must be a fraction in [0, 1), got 1.0"),
-                             ("weight_decay", -0.1, "must not be negative, got -0.1"),
-                             ("early_stop", 0, "must be at least 1 epoch, got 0")):
+    for name, bad, words in (
+        ("epochs", 0, "must be at least 1, got 0"),
+        ("lr", -1.0, "must be positive, got -1.0"),
+        ("val_split", 1.0, "must be a fraction in [0, 1), got 1.0"),
+        ("weight_decay", -0.1, "must not be negative, got -0.1"),
+        ("early_stop", 0, "must be at least 1 epoch, got 0"),
+    ):
         with pytest.raises(CnnlabError) as e:
             recipe("mlp", "mnist", **{name: bad}).check()
         assert str(e.value).endswith(words)
@@ -85,7 +131,7 @@ def test_config_files_take_the_settings_a_run_is_made_of(tmp_path):
 
 def test_sources_are_layered_flags_over_file_over_recipe(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('lr = 0.02\nepochs = 4\nmodel_kwargs = { width = 0.5 }\n')
+    path.write_text("lr = 0.02\nepochs = 4\nmodel_kwargs = { width = 0.5 }\n")
     cfg = configure("resnet20", {"dataset": "cifar10", "epochs": 2, "model_kwargs": {"activation": "x"}}, path)
     assert (cfg.lr, cfg.epochs, cfg.batch_size) == (0.02, 2, 128)  # the file's, the flag's, the recipe's
     assert cfg.model_kwargs == {"width": 0.5, "activation": "x"}  # builder arguments add up

@@ -5,10 +5,10 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from conftest import DATA
 from PIL import Image
 
 from cnnlab.data import CIFAR10_CLASSES, DatasetError, load_cifar10_zip, load_dataset, read_idx
-from conftest import DATA
 
 
 def test_mnist_from_the_official_files():
@@ -56,8 +56,11 @@ def test_idx_errors_name_the_file_and_the_problem(tmp_path):
 def test_unknown_and_missing_datasets(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset 'mnits'; closest: mnist"):
         load_dataset("mnits", data_dir=tmp_path)
-    with pytest.raises(DatasetError, match=r"cifar10: .*cifar-10-binary.tar.gz is missing and cannot download "
-                                           r"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz: downloads are off"):
+    with pytest.raises(
+        DatasetError,
+        match=r"cifar10: .*cifar-10-binary.tar.gz is missing and cannot download "
+        r"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz: downloads are off",
+    ):
         load_dataset("cifar10", data_dir=tmp_path)
     with pytest.raises(DatasetError, match=r"mnist: .*train-images-idx3-ubyte.gz is missing .*put the official files"):
         load_dataset("mnist", data_dir=tmp_path)
@@ -82,15 +85,19 @@ def test_small_cifar_zip(tmp_path):
 def _fake_cifar_archive(path, name, n_train_per_member=3):
     """A small archive in the official binary layout, with known pixels and labels."""
     import tarfile
+
     from cnnlab.data import CIFAR_BINARY
+
     _, _, folder, train_members, test_member, label_bytes, label_index = CIFAR_BINARY[name]
     n_classes = 10 if name == "cifar10" else 100
     names = "\n".join(f"class{i}" for i in range(n_classes)) + "\n"
     with tarfile.open(path, "w:gz") as tar:
+
         def add(member, data):
             info = tarfile.TarInfo(f"{folder}/{member}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+
         for m, member in enumerate(train_members + [test_member]):
             records = b""
             for i in range(n_train_per_member):
@@ -106,6 +113,7 @@ def _fake_cifar_archive(path, name, n_train_per_member=3):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_official_binary_layout(tmp_path, name):
     from cnnlab.data import load_cifar_binary
+
     archive = tmp_path / "a.tar.gz"
     _fake_cifar_archive(archive, name)
     train = load_cifar_binary(name, archive, train=True)

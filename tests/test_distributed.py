@@ -7,22 +7,52 @@ import sys
 from pathlib import Path
 
 import torch
-
-from cnnlab.checkpoint import load
 from conftest import DATA
 
-ARGS = ["train", "mlp", "--dataset", "mnist", "--epochs", "2", "--max-steps", "40", "--batch-size", "64",
-        "--lr", "0.05", "--schedule", "cosine", "--augment", "crop", "--device", "cpu", "--data-dir", str(DATA)]
+from cnnlab.checkpoint import load
+
+ARGS = [
+    "train",
+    "mlp",
+    "--dataset",
+    "mnist",
+    "--epochs",
+    "2",
+    "--max-steps",
+    "40",
+    "--batch-size",
+    "64",
+    "--lr",
+    "0.05",
+    "--schedule",
+    "cosine",
+    "--augment",
+    "crop",
+    "--device",
+    "cpu",
+    "--data-dir",
+    str(DATA),
+]
 
 
 def test_two_gloo_processes_match_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    one = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     torchrun = Path(sys.executable).with_name("torchrun")
-    two = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "cnnlab", *ARGS,
-                          "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
+    two = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     assert "distributed: 2 processes, global batch 64 (32 per process)" in two.stdout
     # the first process speaks for the job: each line once (every process printed its own)
@@ -36,5 +66,6 @@ def test_two_gloo_processes_match_one(tmp_path):
     one_metrics = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
     two_metrics = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     import json
+
     ra, rb = json.loads(one_metrics[-1]), json.loads(two_metrics[-1])
     assert abs(ra["test_top1"] - rb["test_top1"]) <= 2e-4 and abs(ra["train_loss"] - rb["train_loss"]) < 1e-4

@@ -3,16 +3,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import DATA
 from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data import load_dataset
+from cnnlab.data.loaders import DeviceData
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.metrics import classification
 from cnnlab.evaluation.runs import evaluate_runs, predict_images
-from cnnlab.data.loaders import DeviceData
 from cnnlab.train import recipe, train
-from conftest import DATA
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,23 @@ def test_eval_on_the_first_images_of_each_class(runs, capsys):
     split = load_dataset("mnist", train=False, data_dir=DATA)
     first = torch.cat([(split.labels == c).nonzero().flatten()[:20] for c in range(10)])
     assert part["_gallery"][1].argmax(1).tolist() == full["_gallery"][1][first.sort().values].argmax(1).tolist()
-    assert main(["eval", str(run), "--data-dir", str(DATA), "--test-per-class", "5", "--format", "json",
-                 "--out", str(run.parent)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--data-dir",
+                str(DATA),
+                "--test-per-class",
+                "5",
+                "--format",
+                "json",
+                "--out",
+                str(run.parent),
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["images"] == 50
 
 
@@ -72,8 +87,12 @@ def test_ensemble_and_flip_tta(runs, capsys):
     assert json.loads(out.out)["runs"] == [str(a), str(b)] and out.err == ""
     # digits trained without flips: mirror images cost accuracy, and the command says why it may
     assert flip["top1"] < evaluate_runs([a], data_dir=str(DATA))["top1"]
-    assert main(["eval", str(a), "--tta", "flip", "--data-dir", str(DATA), "--test-per-class", "2",
-                 "--out", str(a.parent)]) == 0
+    assert (
+        main(
+            ["eval", str(a), "--tta", "flip", "--data-dir", str(DATA), "--test-per-class", "2", "--out", str(a.parent)]
+        )
+        == 0
+    )
     assert capsys.readouterr().err.startswith(f"cnnlab: note: {a} trained without flipped images; --tta flip")
     with pytest.raises(CnnlabError, match="not a run directory"):
         evaluate_runs([a.parent], data_dir=str(DATA))
@@ -83,8 +102,11 @@ def test_ensemble_and_flip_tta(runs, capsys):
     with pytest.raises(CnnlabError, match=r"broken/config.json: not readable \(JSONDecodeError"):
         evaluate_runs([broken], data_dir=str(DATA))
     # ten classes, but not these ten: digits scored as airplanes, cars, ... (it ran and printed 10 %)
-    with pytest.raises(CnnlabError, match=r"trained on the classes 0, 1, 2, 3, \.\.\. \(10\) of mnist, but cifar10 "
-                                          r"has airplane, automobile, bird, cat, \.\.\. \(10\)"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"trained on the classes 0, 1, 2, 3, \.\.\. \(10\) of mnist, but cifar10 "
+        r"has airplane, automobile, bird, cat, \.\.\. \(10\)",
+    ):
         evaluate_runs([a], "cifar10", data_dir=str(DATA))
 
 
@@ -122,13 +144,29 @@ def test_a_whitened_run_is_evaluated_with_its_whitening(tmp_path):
 
 def test_a_centred_run_trains_on_the_0_255_scale_and_is_evaluated_so(tmp_path):
     # AlexNet's input: raw pixel values less the training set's per-channel mean, no division
-    cfg = recipe("cnn4", "cifar10", epochs=1, normalize="center", init="normal", lr=0.003, optimizer="sgd",
-                 schedule="none", train_per_class=200, data_dir=str(DATA), out=str(tmp_path / "c"))
+    cfg = recipe(
+        "cnn4",
+        "cifar10",
+        epochs=1,
+        normalize="center",
+        init="normal",
+        lr=0.003,
+        optimizer="sgd",
+        schedule="none",
+        train_per_class=200,
+        data_dir=str(DATA),
+        out=str(tmp_path / "c"),
+    )
     result = train(cfg, log=lambda line: None)
     config = json.loads((tmp_path / "c" / "config.json").read_text())
     assert config["std"] == [1 / 255] * 3 and config["mean"] == [0.4914, 0.4822, 0.4465]
-    x, _ = DeviceData(load_dataset("cifar10", train=False, data_dir=DATA), (3, 32, 32), config["mean"], config["std"],
-                      torch.device("cpu")).batch(torch.arange(10_000))
+    x, _ = DeviceData(
+        load_dataset("cifar10", train=False, data_dir=DATA),
+        (3, 32, 32),
+        config["mean"],
+        config["std"],
+        torch.device("cpu"),
+    ).batch(torch.arange(10_000))
     assert x.min() == pytest.approx(-0.4914 * 255, abs=1e-3) and x.max() == pytest.approx(255 - 0.4465 * 255, abs=1e-3)
     assert x.mean((0, 2, 3)).abs().max() < 2  # centred: the test split's mean is close to the training set's
     ev = evaluate_runs([tmp_path / "c"], data_dir=str(DATA))
@@ -140,26 +178,44 @@ def test_visualize_filters_and_feature_maps(runs, tmp_path, capsys):
     train(cfg, log=lambda line: None)
     test = load_dataset("mnist", train=False, data_dir=DATA)
     Image.fromarray(test.images[0, 0].numpy()).save(tmp_path / "seven.png")
-    assert main(["visualize", str(tmp_path / "lenet"), "--filters", "--feature-maps", str(tmp_path / "seven.png"),
-                 "--layer", "c3"]) == 0
+    assert (
+        main(
+            [
+                "visualize",
+                str(tmp_path / "lenet"),
+                "--filters",
+                "--feature-maps",
+                str(tmp_path / "seven.png"),
+                "--layer",
+                "c3",
+            ]
+        )
+        == 0
+    )
     for name in ("filters.png", "feature_maps.png"):
         assert (tmp_path / "lenet" / name).read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()
-    assert main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"),
-                 "--layer", "conv9"]) == 2
+    assert (
+        main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"), "--layer", "conv9"])
+        == 2
+    )
     assert "no layer 'conv9' in lenet5" in capsys.readouterr().err
-    assert main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"),
-                 "--layer", "nope"]) == 2
+    assert (
+        main(["visualize", str(tmp_path / "lenet"), "--feature-maps", str(tmp_path / "seven.png"), "--layer", "nope"])
+        == 2
+    )
     assert "no layer 'nope' in lenet5; its convolutions: c1, c3, c5" in capsys.readouterr().err  # what to give
     assert main(["visualize", str(runs[0][0]), "--filters"]) == 2  # an MLP has no convolution
     assert "no convolution" in capsys.readouterr().err
 
 
 def test_ten_crop_views_and_the_misclassified_gallery(runs, tmp_path):
-    from cnnlab.evaluation.tta import views
     from cnnlab.data.loaders import DeviceData
-    data = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), (0.1307,), (0.3081,),
-                      torch.device("cpu"))
+    from cnnlab.evaluation.tta import views
+
+    data = DeviceData(
+        load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), (0.1307,), (0.3081,), torch.device("cpu")
+    )
     x, _ = data.batch(torch.arange(4))
     crops = views(x, "10crop", data)
     assert len(crops) == 10 and all(c.shape == x.shape for c in crops)
@@ -177,13 +233,14 @@ def test_ten_crop_views_and_the_misclassified_gallery(runs, tmp_path):
 
 def test_googlenet_multicrop_views(runs):
     from cnnlab.evaluation.tta import MULTICROP_SCALES, views
+
     # GoogLeNet's scales: 256, 288, 320 and 352 pixels for 224-pixel crops
     assert [round(224 * s) for s in MULTICROP_SCALES] == [256, 288, 320, 352]
     x = torch.arange(2 * 28 * 28, dtype=torch.float32).view(2, 1, 28, 28) / 1000
     crops = views(x, "multicrop", None)
     assert len(crops) == 48 and all(c.shape == x.shape for c in crops)
     for i in range(4):  # per scale: 6 crops, then their 6 mirror images
-        block = crops[12 * i:12 * i + 12]
+        block = crops[12 * i : 12 * i + 12]
         assert all(torch.equal(m, c.flip(3)) for c, m in zip(block[:6], block[6:]))
     # at 32 pixels (28 x 8/7) the corner crops start 4 pixels apart and the centre crop 2 pixels in
     big = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", antialias=True)

@@ -6,14 +6,26 @@ import shutil
 
 import pytest
 import torch
+from conftest import DATA
 
 import cnnlab
 from cnnlab.analysis import analyze
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.experiments import (EXPERIMENTS, HELD, INCONCLUSIVE, NOT_HELD, Arm, combine, command, first_epoch_below,
-                                inception_3a_macs, lower_verdict, run_experiment, speedup_verdict)
-from conftest import DATA
+from cnnlab.experiments import (
+    EXPERIMENTS,
+    HELD,
+    INCONCLUSIVE,
+    NOT_HELD,
+    Arm,
+    combine,
+    command,
+    first_epoch_below,
+    inception_3a_macs,
+    lower_verdict,
+    run_experiment,
+    speedup_verdict,
+)
 
 
 def history(errors):
@@ -80,14 +92,25 @@ def test_the_arithmetic_the_experiments_quote():
 
 
 def test_commands_reproduce_the_arms():
-    arm = Arm("tanh", "cnn4", settings={"epochs": 3, "optimizer": "sgd", "lr": 0.01, "nesterov": False,
-                                        "augment": (), "model_kwargs": {"activation": "tanh", "width": 0.5}})
+    arm = Arm(
+        "tanh",
+        "cnn4",
+        settings={
+            "epochs": 3,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "nesterov": False,
+            "augment": (),
+            "model_kwargs": {"activation": "tanh", "width": 0.5},
+        },
+    )
     line = command(arm, {})
     assert line.startswith("cnnlab train cnn4 --dataset cifar10 --epochs 3")
     assert "--no-nesterov" in line and "--model-kwargs activation=tanh width=0.5" in line
     argv = line.replace("'", "").split()[2:]
     argv = [a for a in argv if a not in ("S", "DIR", "--seed", "--out")]
     from cnnlab.cli import build_parser
+
     args = build_parser().parse_args(["train", *argv])
     assert dict(args.model_kwargs) == {"activation": "tanh", "width": 0.5} and args.nesterov is False
 
@@ -132,7 +155,10 @@ def test_the_options_the_experiments_use():
     net = cnnlab.create_model("mlp", hidden=[8], activation="maxout")
     assert net.hidden[0].out_features == 16 and net(torch.randn(2, 784)).shape == (2, 10)
     half = cnnlab.create_model("resnet20", width=0.5)
-    assert (half.conv1.out_channels, half.fc.in_features) == (8, 32) and half(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert (half.conv1.out_channels, half.fc.in_features) == (8, 32) and half(torch.randn(2, 3, 32, 32)).shape == (
+        2,
+        10,
+    )
     assert sum(p.numel() for p in cnnlab.create_model("resnet20", width=1).parameters()) == 269_722
 
 
@@ -142,9 +168,21 @@ def test_gallery_page_from_reports(tmp_path):
     folder = tmp_path / "results" / "dropout"
     folder.mkdir(parents=True)
     table = [{"arm": "dropout 0.0", "final test error": "10.7 %"}, {"arm": "dropout 0.5", "final test error": "10.8 %"}]
-    (folder / "metrics.json").write_text(json.dumps({
-        "experiment": "dropout", "claim": EXPERIMENTS["dropout"].claim, "scale": "small", "seeds": 1, "verdict": HELD,
-        "numbers": "gap 10.7 vs 8.8 points", "table": table, "seconds": 54.2, "runs": {}}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "experiment": "dropout",
+                "claim": EXPERIMENTS["dropout"].claim,
+                "scale": "small",
+                "seeds": 1,
+                "verdict": HELD,
+                "numbers": "gap 10.7 vs 8.8 points",
+                "table": table,
+                "seconds": 54.2,
+                "runs": {},
+            }
+        )
+    )
     plot_panels([Panel("epoch", "test accuracy", {"a-seed0": ([1, 2], [0.5, 0.6])})], folder / "curves.png")
     older = tmp_path / "results" / "init"  # a report from before timings were kept: no made-up time
     shutil.copytree(folder, older)

@@ -6,26 +6,30 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import DATA
 
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.export import export, run_exported
 from cnnlab.train import recipe, train
-from conftest import DATA
 
 
-@pytest.mark.parametrize("name, fmt", [
-    ("lenet5", "onnx"),  # trainable subsampling, partial C3, RBF outputs
-    ("alexnet", "onnx"),  # two towers (groups=2) and LRN
-    ("googlenet", "onnx"),  # inception modules, LRN, auxiliary heads left out in eval mode
-    ("resnet20", "onnx"),  # option-A shortcuts (strided slicing and zero padding)
-    ("resnet18", "onnx"),
-    ("lenet5", "torchscript"),
-    ("resnet20", "torchscript"),
-])
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("lenet5", "onnx"),  # trainable subsampling, partial C3, RBF outputs
+        ("alexnet", "onnx"),  # two towers (groups=2) and LRN
+        ("googlenet", "onnx"),  # inception modules, LRN, auxiliary heads left out in eval mode
+        ("resnet20", "onnx"),  # option-A shortcuts (strided slicing and zero padding)
+        ("resnet18", "onnx"),
+        ("lenet5", "torchscript"),
+        ("resnet20", "torchscript"),
+    ],
+)
 def test_exports_match_pytorch_at_any_batch_size(name, fmt, tmp_path):
     from cnnlab.export import model_and_config
+
     out = tmp_path / f"{name}.{fmt}"
     torch.manual_seed(0)
     r = export(name, fmt, out)  # checked on a batch of 2 after writing

@@ -3,12 +3,12 @@
 import zipfile
 
 import pytest
+from conftest import DATA
 
 from cnnlab.cli import main
 from cnnlab.data import DatasetError, ImageFolder
 from cnnlab.evaluation.runs import evaluate_runs
 from cnnlab.train import recipe, train
-from conftest import DATA
 
 CLASSES = ("cat", "ship", "truck")
 
@@ -47,8 +47,16 @@ def test_layouts_and_zip(photo_folders):
 
 
 def test_training_and_evaluating_on_a_folder(photo_folders, tmp_path, capsys):
-    cfg = recipe("resnet20", f"folder:{photo_folders / 'split.zip'}", epochs=2, batch_size=16, lr=0.05,
-                 schedule="cosine", augment=(), out=str(tmp_path / "run"))
+    cfg = recipe(
+        "resnet20",
+        f"folder:{photo_folders / 'split.zip'}",
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        schedule="cosine",
+        augment=(),
+        out=str(tmp_path / "run"),
+    )
     result = train(cfg, log=lambda line: None)
     assert len(result["history"]) == 2 and result["model"].fc.out_features == 3
     ev = evaluate_runs([tmp_path / "run"])
@@ -64,14 +72,15 @@ def test_colour_photos_train_a_grey_network(photo_folders, tmp_path):
 
     import torch
 
-    from cnnlab.evaluation.runs import predict_images
     from cnnlab.data.loaders import FolderData
+    from cnnlab.evaluation.runs import predict_images
 
     data = FolderData(photo_folders / "split", False, (1, 28, 28), [0.5], [0.25], 8, torch.device("cpu"))
     x, _ = next(data.batches())
     assert x.shape == (8, 1, 28, 28)
-    cfg = recipe("lenet5_modern", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=16,
-                 out=str(tmp_path / "run"))
+    cfg = recipe(
+        "lenet5_modern", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=16, out=str(tmp_path / "run")
+    )
     result = train(cfg, log=lambda line: None)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["mean"] == pytest.approx([0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406])  # ImageNet's, as luma
@@ -83,6 +92,7 @@ def test_colour_photos_train_a_grey_network(photo_folders, tmp_path):
 
 def test_unreadable_images_fail_by_path_or_are_skipped(photo_folders, tmp_path):
     import shutil
+
     root = tmp_path / "messy"
     shutil.copytree(photo_folders / "split", root)
     good = (root / "train" / "cat" / "0000.jpg").read_bytes()
@@ -91,8 +101,11 @@ def test_unreadable_images_fail_by_path_or_are_skipped(photo_folders, tmp_path):
     (root / "train" / "truck" / "empty.jpeg").write_bytes(b"")
     log = []
     cfg = recipe("resnet20", f"folder:{root}", epochs=1, batch_size=16, lr=0.05, augment=(), max_steps=40)
-    with pytest.raises(DatasetError, match=r"(truncated\.jpg|notes\.png|empty\.jpeg): not a readable image .*"
-                                           r"--on-bad-image skip"):
+    with pytest.raises(
+        DatasetError,
+        match=r"(truncated\.jpg|notes\.png|empty\.jpeg): not a readable image .*"
+        r"--on-bad-image skip",
+    ):
         train(cfg, log=log.append)
     cfg.on_bad_image = "skip"
     result = train(cfg, log=log.append)
@@ -107,11 +120,13 @@ def test_class_subsets_of_a_folder(photo_folders, tmp_path, monkeypatch):
     were silently ignored: a run on two classes trained on all three)."""
     part = ImageFolder(photo_folders / "split", True).select(("truck", "cat"), per_class=4)
     assert part.classes == ("truck", "cat") and part.labels.tolist() == [1] * 4 + [0] * 4
-    assert [n for n, _ in part.samples] == [f"cat/{i:04d}.jpg" for i in range(4)] + \
-        [f"truck/{i:04d}.jpg" for i in range(4)]
+    assert [n for n, _ in part.samples] == [f"cat/{i:04d}.jpg" for i in range(4)] + [
+        f"truck/{i:04d}.jpg" for i in range(4)
+    ]
     with pytest.raises(DatasetError, match="no class 'cow' in .*; its classes: cat, ship, truck"):
         ImageFolder(photo_folders / "split", True).select(("cow",))
     import cnnlab.train
+
     seen = []
     real = cnnlab.data.loaders.FolderData.__init__
 
@@ -120,8 +135,18 @@ def test_class_subsets_of_a_folder(photo_folders, tmp_path, monkeypatch):
         seen.append((train, self.classes, len(self)))
 
     monkeypatch.setattr(cnnlab.data.loaders.FolderData, "__init__", spy)
-    cfg = recipe("resnet20", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=4, lr=0.05, augment=(),
-                 classes=("ship", "cat"), train_per_class=6, test_per_class=5, out=str(tmp_path / "run"))
+    cfg = recipe(
+        "resnet20",
+        f"folder:{photo_folders / 'split'}",
+        epochs=1,
+        batch_size=4,
+        lr=0.05,
+        augment=(),
+        classes=("ship", "cat"),
+        train_per_class=6,
+        test_per_class=5,
+        out=str(tmp_path / "run"),
+    )
     result = train(cfg, log=lambda line: None)
     assert seen == [(True, ("ship", "cat"), 12), (False, ("ship", "cat"), 10)]
     assert result["model"].fc.out_features == 2
@@ -136,12 +161,13 @@ def test_16_bit_greyscale_images_are_scaled_not_clipped(tmp_path):
     from PIL import Image
 
     from cnnlab.evaluation.runs import image_input
+
     levels = np.arange(28 * 28, dtype=np.float64).reshape(28, 28) / (28 * 28 - 1)  # 0 .. 1
     eight = np.rint(levels * 255).astype(np.uint8)
     for cls in ("dark", "light"):
         (tmp_path / cls).mkdir()
         Image.fromarray(eight).save(tmp_path / cls / "8.png")
-        Image.fromarray((eight.astype(np.uint16) * 257)).save(tmp_path / cls / "16.png")  # the same levels
+        Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / cls / "16.png")  # the same levels
         Image.fromarray(eight.astype(np.int32) * 257).save(tmp_path / cls / "32.tif")  # PIL mode "I"
     assert Image.open(tmp_path / "dark" / "16.png").mode == "I;16"
     pictures = {}
@@ -163,15 +189,30 @@ def test_a_folder_validates_on_the_last_training_photos_of_each_class(photo_fold
     assert [n for n, _ in val.samples] == [f"{c}/{i:04d}.jpg" for c in CLASSES for i in range(24, 30)]
     assert not {n for n, _ in images.samples} & {n for n, _ in val.samples}
     import cnnlab.train
+
     seen = []
     real = cnnlab.data.loaders.FolderData.__init__
 
     def spy(self, images, train, *args, **kwargs):
         real(self, images, train, *args, **kwargs)
         seen.append((train, len(self)))
+
     monkeypatch.setattr(cnnlab.data.loaders.FolderData, "__init__", spy)
-    cfg = recipe("resnet20", f"folder:{photo_folders / 'split'}", epochs=1, batch_size=8, lr=0.05, augment=(),
-                 train_per_class=10, val_split=0.3, out=str(tmp_path / "run"))
+    cfg = recipe(
+        "resnet20",
+        f"folder:{photo_folders / 'split'}",
+        epochs=1,
+        batch_size=8,
+        lr=0.05,
+        augment=(),
+        train_per_class=10,
+        val_split=0.3,
+        out=str(tmp_path / "run"),
+    )
     row = train(cfg, log=lambda line: None)["history"][0]
-    assert seen == [(True, 21), (False, 30), (False, 9)]  # training photos, the test folder, validation (eval transforms)
+    assert seen == [
+        (True, 21),
+        (False, 30),
+        (False, 9),
+    ]  # training photos, the test folder, validation (eval transforms)
     assert "val_top1" in row and "test_top1" in row

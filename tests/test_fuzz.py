@@ -15,9 +15,9 @@ from PIL import Image
 from safetensors.torch import save
 
 from cnnlab.checkpoint import load
-from cnnlab.train.settings import read_settings_file
 from cnnlab.data import ImageFolder, load_cifar10_zip, load_csv, read_idx
 from cnnlab.errors import CnnlabError
+from cnnlab.train.settings import read_settings_file
 from cnnlab.weights import read_state_dict
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -28,9 +28,11 @@ def mutations(valid: bytes):
     n = len(valid)
     truncated = st.integers(0, n - 1).map(lambda k: valid[:k])
     flipped = st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 255)), min_size=1, max_size=8).map(
-        lambda edits: bytes(_apply(bytearray(valid), edits)))
+        lambda edits: bytes(_apply(bytearray(valid), edits))
+    )
     inserted = st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=64)).map(
-        lambda t: valid[:t[0]] + t[1] + valid[t[0]:])
+        lambda t: valid[: t[0]] + t[1] + valid[t[0] :]
+    )
     return st.one_of(truncated, flipped, inserted, st.binary(max_size=512))
 
 
@@ -47,8 +49,10 @@ def _write(tmp_path, name: str, data: bytes):
 
 
 def _safetensors_file() -> bytes:
-    return save({"model.fc.weight": torch.arange(12.0).view(3, 4), "model.fc.bias": torch.zeros(3)},
-                metadata={"cnnlab": json.dumps({"epoch": 1, "config": {"model": "mlp"}})})
+    return save(
+        {"model.fc.weight": torch.arange(12.0).view(3, 4), "model.fc.bias": torch.zeros(3)},
+        metadata={"cnnlab": json.dumps({"epoch": 1, "config": {"model": "mlp"}})},
+    )
 
 
 @FUZZ
@@ -83,8 +87,9 @@ def test_pytorch_weight_files(tmp_path, data):
 
 def _idx_file() -> bytes:
     images = np.arange(3 * 4 * 4, dtype=np.uint8)
-    return gzip.compress((2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (3, 4, 4)) +
-                         images.tobytes(), mtime=0)
+    return gzip.compress(
+        (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (3, 4, 4)) + images.tobytes(), mtime=0
+    )
 
 
 @FUZZ
@@ -147,9 +152,15 @@ def test_cifar_zips(tmp_path, data):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), st.sampled_from(['{"lr": 0.1}', '{"lr": "fast"}', "[1, 2]",
-                                                               '{"epochs": 2, "nope": 1}', '{"augment": ["flip"]}'])),
-       suffix=st.sampled_from([".json", ".toml"]))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(
+            ['{"lr": 0.1}', '{"lr": "fast"}', "[1, 2]", '{"epochs": 2, "nope": 1}', '{"augment": ["flip"]}']
+        ),
+    ),
+    suffix=st.sampled_from([".json", ".toml"]),
+)
 def test_config_files(tmp_path, text, suffix):
     path = tmp_path / f"run{suffix}"
     path.write_text(text)
@@ -162,8 +173,14 @@ def test_config_files(tmp_path, text, suffix):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), st.just("a,b,t\n1,2,3\n4,5,6\n"),
-                      st.just("a,b,t\n1,2,3\n4,x,6\n"), st.just("a,t\n1\n2,3\n")))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.just("a,b,t\n1,2,3\n4,5,6\n"),
+        st.just("a,b,t\n1,2,3\n4,x,6\n"),
+        st.just("a,t\n1\n2,3\n"),
+    )
+)
 def test_csv_tables(tmp_path, text):
     path = tmp_path / "table.csv"
     path.write_text(text)

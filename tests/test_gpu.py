@@ -3,10 +3,10 @@
 
 import pytest
 import torch
+from conftest import DATA
 
 import cnnlab
 from cnnlab.train import recipe, train
-from conftest import DATA
 
 pytestmark = pytest.mark.gpu
 
@@ -49,8 +49,16 @@ def test_same_outputs_on_cuda_and_cpu(name):
 def test_cuda_graph_training_matches_eager():
     # the launch-bound CIFAR ResNet through torch.compile's reduce-overhead mode (CUDA graphs);
     # 300 images in batches of 64: the short fifth batch runs eagerly
-    common = dict(epochs=1, train_per_class=30, test_per_class=10, batch_size=64, data_dir=str(DATA),
-                  schedule="none", device="cuda", amp=False)
+    common = dict(
+        epochs=1,
+        train_per_class=30,
+        test_per_class=10,
+        batch_size=64,
+        data_dir=str(DATA),
+        schedule="none",
+        device="cuda",
+        amp=False,
+    )
     eager = train(recipe("resnet20", "cifar10", **common), log=lambda line: None)
     graphs = train(recipe("resnet20", "cifar10", compile="reduce-overhead", **common), log=lambda line: None)
     for (k, a), b in zip(eager["model"].state_dict().items(), graphs["model"].state_dict().values()):

@@ -1,17 +1,16 @@
 """LeNet-5 as published, checked layer by layer against LeCun et al. 1998."""
 
 import torch
+from conftest import n_params
 
 import cnnlab
 from cnnlab.models.lenet import C3_TABLE, DIGIT_BITMAPS, digit_codes
-from conftest import n_params
 
 
 def test_trainable_parameters_are_exactly_60000():
     model = cnnlab.create_model("lenet5")
     assert n_params(model, trainable_only=True) == 60_000
-    per_layer = {name: sum(p.numel() for p in m.parameters())
-                 for name, m in model.named_children() if name != "act"}
+    per_layer = {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_children() if name != "act"}
     assert per_layer == {"c1": 156, "s2": 12, "c3": 1_516, "s4": 32, "c5": 48_120, "f6": 10_164, "output": 0}
     assert model.output.codes.shape == (10, 84)  # fixed, not trainable
     assert n_params(cnnlab.create_model("lenet5", head="linear")) == 60_850

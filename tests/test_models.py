@@ -2,14 +2,19 @@
 
 import pytest
 import torch
+from conftest import n_params
 
 import cnnlab
 from cnnlab.errors import InputShapeError
-from conftest import n_params
 
 # Too heavy for the quick loop on a 2-core CPU (several seconds each): marked slow, CI runs them.
-HEAVY = {n for n in cnnlab.list_models() if n.startswith(("vgg", "fcn"))} | {"resnet1202", "alexnet_owt",
-                                                                            "alexnet", "resnet152", "dilated_frontend"}
+HEAVY = {n for n in cnnlab.list_models() if n.startswith(("vgg", "fcn"))} | {
+    "resnet1202",
+    "alexnet_owt",
+    "alexnet",
+    "resnet152",
+    "dilated_frontend",
+}
 # Fully convolutional nets take any size; the dilated front end keeps 1/8 resolution through fc6
 # (7x7, 4096 channels): about 100 GMACs at 224x224, so it is checked on 16x16; the FCNs on 64x64
 # (424x424 inside at 224 with their 100-pixel padding: 9 s a pass; 264x264 at 64 reaches every layer too)
@@ -118,8 +123,9 @@ def test_alexnet_parameter_count():
     assert meta_params("alexnet_owt") == 61_100_840  # torchvision's documented count
 
 
-@pytest.mark.parametrize("depth, paper_millions", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85),
-                                                   (110, 1.7), (1202, 19.4)])
+@pytest.mark.parametrize(
+    "depth, paper_millions", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85), (110, 1.7), (1202, 19.4)]
+)
 def test_cifar_resnet_parameter_counts_match_table_6(depth, paper_millions):
     count = meta_params(f"resnet{depth}")
     digits = 1 if paper_millions >= 1 else 2
@@ -128,16 +134,17 @@ def test_cifar_resnet_parameter_counts_match_table_6(depth, paper_millions):
         assert meta_params(f"plain{depth}") == count
 
 
-@pytest.mark.parametrize("name, millions", [("vgg11", 133), ("vgg11_lrn", 133), ("vgg13", 133),
-                                            ("vgg16_c", 134), ("vgg16", 138), ("vgg19", 144)])
+@pytest.mark.parametrize(
+    "name, millions",
+    [("vgg11", 133), ("vgg11_lrn", 133), ("vgg13", 133), ("vgg16_c", 134), ("vgg16", 138), ("vgg19", 144)],
+)
 def test_vgg_parameter_counts_match_table_2(name, millions):
     assert round(meta_params(name) / 1e6) == millions
 
 
 def test_resnet_counts_and_flops_independent_of_variant():
     # torchvision's documented counts; v1 and v1.5 differ in where the stride is, not in weights
-    for depth, count in [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, 44_549_160),
-                         (152, 60_192_808)]:
+    for depth, count in [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, 44_549_160), (152, 60_192_808)]:
         assert meta_params(f"resnet{depth}") == count == meta_params(f"resnet{depth}", variant="v1.5")
 
 
@@ -148,6 +155,7 @@ def test_googlenet_parameter_counts():
     # 463K printed, 5b: 1409.0K vs 1388K); we build the channel counts, not the totals.
     from cnnlab.models import InceptionModule
     from cnnlab.models.googlenet import INCEPTION_CFGS
+
     for stage, weights in [("3a", 163_328), ("3b", 388_096), ("4c", 509_440), ("5b", 1_442_816)]:
         module = InceptionModule(*INCEPTION_CFGS[stage])
         assert sum(p.numel() for n, p in module.named_parameters() if n.endswith("weight")) == weights

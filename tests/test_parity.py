@@ -4,14 +4,25 @@ torchvision's (randomly initialised) state dict through cnnlab.weights.convert_t
 import pytest
 import torch
 import torchvision
+from conftest import n_params
 
 import cnnlab
 from cnnlab.errors import WeightsError
 from cnnlab.weights import TORCHVISION_MODELS, convert_torchvision
-from conftest import n_params
 
-SLOW = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet101",
-        "resnet152", "alexnet_owt"}
+SLOW = {
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "resnet101",
+    "resnet152",
+    "alexnet_owt",
+}
 
 
 def torchvision_model(name, **kwargs):
@@ -21,8 +32,9 @@ def torchvision_model(name, **kwargs):
     return torchvision.models.get_model(tv_name, weights=None, **kwargs)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-                                  for n in sorted(TORCHVISION_MODELS)])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(TORCHVISION_MODELS)]
+)
 def test_same_outputs_as_torchvision(name):
     tv = torchvision_model(name).eval()
     _, kwargs = TORCHVISION_MODELS[name]

@@ -4,12 +4,47 @@ import torch
 import cnnlab
 from cnnlab.errors import CnnlabError, UnknownModelError
 
-FAMILIES = ["mlp", "lenet5", "lenet5_modern", "alexnet", "alexnet_owt", "nin", "nin_cifar",
-            "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn",
-            "vgg16_bn", "vgg19_bn", "googlenet", "googlenet_bn", "resnet18", "resnet34", "resnet50",
-            "resnet101", "resnet152", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-            "resnet1202", "plain20", "plain32", "plain44", "plain56", "plain110", "fcn32s", "fcn16s",
-            "fcn8s", "dilated_context"]
+FAMILIES = [
+    "mlp",
+    "lenet5",
+    "lenet5_modern",
+    "alexnet",
+    "alexnet_owt",
+    "nin",
+    "nin_cifar",
+    "vgg11",
+    "vgg11_lrn",
+    "vgg13",
+    "vgg16_c",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "googlenet",
+    "googlenet_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "resnet1202",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "plain110",
+    "fcn32s",
+    "fcn16s",
+    "fcn8s",
+    "dilated_context",
+]
 
 
 def test_every_issued_model_is_registered():
@@ -49,17 +84,22 @@ def test_builder_arguments_a_model_does_not_take_are_one_clear_error(capsys):
     from cnnlab.cli import main
     from cnnlab.errors import ModelArgumentError
 
-    with pytest.raises(ModelArgumentError, match=r"mlp cannot be built with nonsense=1: .*unexpected keyword "
-                                                 r"argument 'nonsense'"):
+    with pytest.raises(
+        ModelArgumentError,
+        match=r"mlp cannot be built with nonsense=1: .*unexpected keyword "
+        r"argument 'nonsense'",
+    ):
         cnnlab.create_model("mlp", nonsense=1)
     with pytest.raises(TypeError):  # still what a Python user would catch for a wrong argument
         cnnlab.create_model("mlp", nonsense=1)
-    with pytest.raises(ValueError, match="lenet5_modern cannot be built with input_size=30: input_size must be "
-                                         "28 or 32, got 30"):
+    with pytest.raises(
+        ValueError, match="lenet5_modern cannot be built with input_size=30: input_size must be 28 or 32, got 30"
+    ):
         cnnlab.create_model("lenet5_modern", input_size=30)
     for bad in (0, -1, 2.5):  # -1 was PyTorch's "negative dimension", 0 an empty classifier
-        with pytest.raises(ModelArgumentError, match=f"resnet18: num_classes must be a whole number of at least 1, "
-                                                     f"got {bad}"):
+        with pytest.raises(
+            ModelArgumentError, match=f"resnet18: num_classes must be a whole number of at least 1, got {bad}"
+        ):
             cnnlab.create_model("resnet18", num_classes=bad)
     assert main(["train", "mlp", "--model-kwargs", "nonsense=1"]) == 2
     err = capsys.readouterr().err

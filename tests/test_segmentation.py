@@ -7,20 +7,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DATA
 from PIL import Image
 
 import cnnlab
 from cnnlab.analysis import analyze, receptive_field
 from cnnlab.cli import main
 from cnnlab.data import Split
-from cnnlab.errors import CnnlabError, DatasetError
-from cnnlab.models.fcn import bilinear_kernel
+from cnnlab.data.loaders import DeviceData
 from cnnlab.data.segmentation import IGNORE, VOC_CLASSES, load_voc, mnist_scenes
+from cnnlab.errors import CnnlabError, DatasetError
 from cnnlab.evaluation.metrics import confusion, scores
 from cnnlab.evaluation.plots import palette
-from cnnlab.data.loaders import DeviceData
+from cnnlab.models.fcn import bilinear_kernel
 from cnnlab.train import recipe, train
-from conftest import DATA
 
 
 def test_conv_transpose_is_the_gradient_of_conv():
@@ -85,7 +85,7 @@ def voc_fixture(root, n=3, bad=None):
         (voc / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     ids = [f"2007_00{i:04d}" for i in range(n)]
-    for i, name in enumerate(ids):
+    for name in ids:
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(voc / "JPEGImages" / f"{name}.jpg")
         mask = np.zeros((40, 50), dtype=np.uint8)
         mask[10:30, 10:30] = 15  # person
@@ -131,7 +131,7 @@ def test_pixel_metrics_by_hand():
 def test_masks_move_with_their_images():
     images = torch.zeros(16, 1, 16, 16, dtype=torch.uint8)
     for i in range(16):
-        images[i, 0, i % 8:i % 8 + 5, 3 + i // 4:9 + i // 4] = 255
+        images[i, 0, i % 8 : i % 8 + 5, 3 + i // 4 : 9 + i // 4] = 255
     masks = (images[:, 0] > 0).to(torch.uint8) * 3
     data = DeviceData(Split(images, masks, ("bg", "a", "b", "c")), (1, 16, 16), [0.0], [1.0], torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
@@ -164,8 +164,7 @@ def test_fcn_trains_on_mnist_scenes_and_eval_renders(tmp_path, capsys):
 
 def test_voc_trains_through_the_same_loop(tmp_path):
     root = voc_fixture(tmp_path / "voc")
-    cfg = recipe("fcn32s", f"voc:{root}", epochs=1, batch_size=2,
-                 model_kwargs={"width": 1 / 16, "pad100": False})
+    cfg = recipe("fcn32s", f"voc:{root}", epochs=1, batch_size=2, model_kwargs={"width": 1 / 16, "pad100": False})
     result = train(cfg, log=lambda line: None)
     assert 0 <= result["test"]["miou"] <= 1 and result["history"][0]["train_loss"] > 0
 
@@ -210,8 +209,10 @@ def test_context_module_goes_on_a_trained_front_end(tmp_path):
 
     front = tmp_path / "front"
     base = dict(data_dir=str(DATA), epochs=1, max_steps=2, batch_size=8)
-    train(recipe("dilated_frontend", "mnist-scenes", out=str(front), model_kwargs={"context": False}, **base),
-          log=lambda line: None)
+    train(
+        recipe("dilated_frontend", "mnist-scenes", out=str(front), model_kwargs={"context": False}, **base),
+        log=lambda line: None,
+    )
     trained = cnnlab.load_model(front)
     grown = cnnlab.create_model("dilated_frontend", weights=str(front), context=True)
     assert isinstance(grown.context, cnnlab.models.fcn.ContextModule)
@@ -219,10 +220,21 @@ def test_context_module_goes_on_a_trained_front_end(tmp_path):
         assert torch.equal(grown.state_dict()[key], value), key
     x = torch.randn(2, 1, 64, 64)
     with torch.no_grad():  # the identity-initialised module passes the positive scores through
-        scores = trained.score(trained.dropout(trained.relu(trained.fc7(trained.relu(trained.fc6(trained.features(x)))))))
+        scores = trained.score(
+            trained.dropout(trained.relu(trained.fc7(trained.relu(trained.fc6(trained.features(x))))))
+        )
         assert torch.allclose(grown.eval()(x), trained.upscore(scores.clamp(min=0)), atol=1e-5)
-    result = train(recipe("dilated_frontend", "mnist-scenes", out=str(tmp_path / "context"), weights=str(front),
-                          model_kwargs={"context": True}, **base), log=lambda line: None)
+    result = train(
+        recipe(
+            "dilated_frontend",
+            "mnist-scenes",
+            out=str(tmp_path / "context"),
+            weights=str(front),
+            model_kwargs={"context": True},
+            **base,
+        ),
+        log=lambda line: None,
+    )
     assert result["model"].has_context and 0 <= result["test"]["miou"] <= 1
     with pytest.raises(WeightsError, match="shape mismatches"):
         cnnlab.create_model("dilated_frontend", weights=str(front), width=1 / 16)

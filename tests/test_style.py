@@ -2,13 +2,23 @@
 
 import pytest
 import torch
+from conftest import DATA
 from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.style import (FeatureExtractor, Preprocess, content_loss, gram, layer_names, read_image,
-                          style_layer_loss, stylize, tv_loss, vgg_features)
-from conftest import DATA
+from cnnlab.style import (
+    FeatureExtractor,
+    Preprocess,
+    content_loss,
+    gram,
+    layer_names,
+    read_image,
+    style_layer_loss,
+    stylize,
+    tv_loss,
+    vgg_features,
+)
 
 STYLE = DATA / "style"
 
@@ -21,7 +31,7 @@ def test_gram_matrix_and_losses_by_hand():
     assert style_layer_loss(f, a).item() == pytest.approx(834 / 64)
     assert content_loss(f, torch.zeros_like(f)).item() == 0.5 * (1 + 4 + 9 + 16)
     x = torch.tensor([[0.0, 1.0], [3.0, 5.0]]).view(1, 1, 2, 2)
-    assert tv_loss(x).item() == (3 ** 2 + 4 ** 2) + (1 ** 2 + 2 ** 2)
+    assert tv_loss(x).item() == (3**2 + 4**2) + (1**2 + 2**2)
 
 
 def test_vgg_layer_names_and_preprocessing():
@@ -34,7 +44,8 @@ def test_vgg_layer_names_and_preprocessing():
     red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
     assert Preprocess("caffe")(red).flatten().tolist() == pytest.approx([-103.939, -116.779, 255 - 123.68])
     assert Preprocess("torchvision")(red).flatten().tolist() == pytest.approx(
-        [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225])
+        [(1 - 0.485) / 0.229, -0.456 / 0.224, -0.406 / 0.225]
+    )
     with pytest.raises(CnnlabError, match="no layer 'relu9_1'"):
         FeatureExtractor(features, ["relu9_1"])
 
@@ -51,8 +62,11 @@ def test_the_losses_fall_on_real_images():
     # the maps up to relu5_1 are halved four times: a picture must keep 16 pixels (it was a traceback)
     small = torch.rand(1, 3, 16, 20)
     assert stylize(small, small, features, steps=1)[0].shape == small.shape
-    with pytest.raises(CnnlabError, match="the style image is 15x20 pixels; the layers up to relu5_1 halve it 4 "
-                                          "times, so its shorter side must be at least 16 pixels"):
+    with pytest.raises(
+        CnnlabError,
+        match="the style image is 15x20 pixels; the layers up to relu5_1 halve it 4 "
+        "times, so its shorter side must be at least 16 pixels",
+    ):
         stylize(small, small[:, :, :15], features, steps=1)
 
 
@@ -60,8 +74,21 @@ def test_stylize_command_writes_the_picture_and_snapshots(tmp_path, monkeypatch,
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
     monkeypatch.setenv("CNNLAB_WEIGHTS", str(tmp_path / "no-weights"))
     out = tmp_path / "tubingen-starry.png"
-    argv = ["stylize", str(STYLE / "content" / "tubingen.jpg"), str(STYLE / "style" / "starry_night.jpg"),
-            "-o", str(out), "--size", "40", "--steps", "4", "--snapshot-every", "2", "--optimizer", "adam"]
+    argv = [
+        "stylize",
+        str(STYLE / "content" / "tubingen.jpg"),
+        str(STYLE / "style" / "starry_night.jpg"),
+        "-o",
+        str(out),
+        "--size",
+        "40",
+        "--steps",
+        "4",
+        "--snapshot-every",
+        "2",
+        "--optimizer",
+        "adam",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "ImageNet weights for vgg19 are not available" in printed and "using random weights" in printed

@@ -5,14 +5,14 @@ import stat
 
 import pytest
 import torch
+from conftest import DATA
 
 import cnnlab
 import cnnlab.checkpoint
 from cnnlab.data import load_dataset
-from cnnlab.errors import CnnlabError
 from cnnlab.data.loaders import DeviceData
+from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, recipe, train
-from conftest import DATA
 
 
 def test_one_epoch_writes_a_readable_run_directory(tmp_path):
@@ -33,11 +33,17 @@ def test_one_epoch_writes_a_readable_run_directory(tmp_path):
     os.umask(umask)
     for name in ("model.safetensors", "config.json", "metrics.jsonl", "curves.png"):  # written atomically,
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~umask  # yet as readable as any new file
-    x, _ = DeviceData(load_dataset("mnist", train=False, data_dir=DATA), (1, 28, 28), config["mean"],
-                      config["std"], torch.device("cpu")).batch(torch.arange(500))
+    x, _ = DeviceData(
+        load_dataset("mnist", train=False, data_dir=DATA),
+        (1, 28, 28),
+        config["mean"],
+        config["std"],
+        torch.device("cpu"),
+    ).batch(torch.arange(500))
     assert (model(x).argmax(1) == load_dataset("mnist", False, DATA).labels[:500]).float().mean() > 0.95
     # the same per-epoch metrics for TensorBoard (installed with the test extras)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     board = EventAccumulator(str(run / "tensorboard"))
     board.Reload()
     assert {"train_loss", "test_top1", "test_loss", "lr", "images_per_s"} <= set(board.Tags()["scalars"])
@@ -74,44 +80,62 @@ def test_resume_keeps_the_runs_settings(tmp_path):
     common = dict(data_dir=str(DATA), train_per_class=20, test_per_class=5, batch_size=50, out=str(tmp_path / "run"))
     train(recipe("lenet5_modern", "mnist", epochs=1, schedule="none", **common), log=lambda line: None)
     saved = (tmp_path / "run" / "config.json").read_bytes()
-    with pytest.raises(CnnlabError, match=r"run was trained with lr 0.006, not 0.0001: --resume continues a run "
-                                          r"with its own settings; drop the option, or start a new run from its "
-                                          r"weights \(--weights .*run --out NEW\)"):
-        train(recipe("lenet5_modern", "mnist", epochs=1, schedule="none", lr=1e-4, resume=True, **common),
-              log=lambda line: None)
+    with pytest.raises(
+        CnnlabError,
+        match=r"run was trained with lr 0.006, not 0.0001: --resume continues a run "
+        r"with its own settings; drop the option, or start a new run from its "
+        r"weights \(--weights .*run --out NEW\)",
+    ):
+        train(
+            recipe("lenet5_modern", "mnist", epochs=1, schedule="none", lr=1e-4, resume=True, **common),
+            log=lambda line: None,
+        )
     assert (tmp_path / "run" / "config.json").read_bytes() == saved  # nothing rewritten
-    longer = train(recipe("lenet5_modern", "mnist", epochs=2, schedule="none", resume=True, **common),
-                   log=lambda line: None)  # a length-free schedule may go on for more epochs
+    longer = train(
+        recipe("lenet5_modern", "mnist", epochs=2, schedule="none", resume=True, **common), log=lambda line: None
+    )  # a length-free schedule may go on for more epochs
     assert [r["epoch"] for r in longer["history"]] == [1, 2] and longer["history"][1]["lr"] == 0.006
     common["out"] = str(tmp_path / "cycle")
     train(recipe("lenet5_modern", "mnist", epochs=1, **common), log=lambda line: None)
-    with pytest.raises(CnnlabError, match=r"cycle's onecycle schedule is laid out over 1 epoch; a resumed run "
-                                          r"keeps it"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"cycle's onecycle schedule is laid out over 1 epoch; a resumed run "
+        r"keeps it",
+    ):
         train(recipe("lenet5_modern", "mnist", epochs=2, resume=True, **common), log=lambda line: None)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(epochs=0), "epochs must be at least 1"), (dict(batch_size=0), "batch size must be at least 1"),
-    (dict(lr=-0.1), "learning rate must be positive, got -0.1"), (dict(optimizer="adamm"), "optimizer must be one of"),
-    (dict(schedule="cos"), "schedule must be one of"), (dict(augment=("rotation",)), "unknown augmentation 'rotation'"),
-    (dict(normalize="minmax"), "normalize must be one of standard, center"),
-    (dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"), "a csv: dataset is standardised per column"),
-    (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
-    (dict(compile="fast"), "compile must be one of default, reduce-overhead"),
-    # each of these was a TypeError or ZeroDivisionError from deep inside, or silently trained
-    (dict(lr="0.1"), r"lr = '0.1' has the wrong type; e.g. lr = 0.05"),
-    (dict(batch_size=12.5), "batch_size = 12.5 has the wrong type"),
-    # optional settings (default None) were not checked at all: a TypeError from a comparison
-    (dict(max_steps="5"), "max_steps = '5' has the wrong type; e.g. max_steps = 1"),
-    (dict(dropout="0.5"), "dropout = '0.5' has the wrong type; e.g. dropout = 0.5"),
-    (dict(early_stop=2.5), "early_stop = 2.5 has the wrong type; e.g. early_stop = 1"),
-    (dict(target=5), "target = 5 has the wrong type; e.g. target = 'text'"),
-    (dict(model_kwargs=[1]), r"model_kwargs = \[1\] has the wrong type; e.g. model_kwargs = {}"),
-    (dict(momentum=1.5), r"momentum must be a fraction in \[0, 1\), got 1.5"),
-    (dict(schedule="step", step_size=0), "step size must be at least 1 epoch, got 0"),
-    (dict(schedule="step", gamma=0.0), "gamma must be positive, got 0.0"),
-    (dict(schedule="plateau", gamma=1.0), "gamma must be a positive factor below 1 for plateau, got 1.0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(epochs=0), "epochs must be at least 1"),
+        (dict(batch_size=0), "batch size must be at least 1"),
+        (dict(lr=-0.1), "learning rate must be positive, got -0.1"),
+        (dict(optimizer="adamm"), "optimizer must be one of"),
+        (dict(schedule="cos"), "schedule must be one of"),
+        (dict(augment=("rotation",)), "unknown augmentation 'rotation'"),
+        (dict(normalize="minmax"), "normalize must be one of standard, center"),
+        (
+            dict(normalize="center", dataset="csv:t.csv", loss="mse", target="y"),
+            "a csv: dataset is standardised per column",
+        ),
+        (dict(normalize="center", weights="imagenet"), "changes the input the weights were trained on"),
+        (dict(compile="fast"), "compile must be one of default, reduce-overhead"),
+        # each of these was a TypeError or ZeroDivisionError from deep inside, or silently trained
+        (dict(lr="0.1"), r"lr = '0.1' has the wrong type; e.g. lr = 0.05"),
+        (dict(batch_size=12.5), "batch_size = 12.5 has the wrong type"),
+        # optional settings (default None) were not checked at all: a TypeError from a comparison
+        (dict(max_steps="5"), "max_steps = '5' has the wrong type; e.g. max_steps = 1"),
+        (dict(dropout="0.5"), "dropout = '0.5' has the wrong type; e.g. dropout = 0.5"),
+        (dict(early_stop=2.5), "early_stop = 2.5 has the wrong type; e.g. early_stop = 1"),
+        (dict(target=5), "target = 5 has the wrong type; e.g. target = 'text'"),
+        (dict(model_kwargs=[1]), r"model_kwargs = \[1\] has the wrong type; e.g. model_kwargs = {}"),
+        (dict(momentum=1.5), r"momentum must be a fraction in \[0, 1\), got 1.5"),
+        (dict(schedule="step", step_size=0), "step size must be at least 1 epoch, got 0"),
+        (dict(schedule="step", gamma=0.0), "gamma must be positive, got 0.0"),
+        (dict(schedule="plateau", gamma=1.0), "gamma must be a positive factor below 1 for plateau, got 1.0"),
+    ],
+)
 def test_bad_settings_fail_before_any_work(change, message):
     with pytest.raises(CnnlabError, match=message):
         train(TrainConfig(model="mlp", **change))
@@ -151,6 +175,7 @@ def test_lenet5_as_published_reaches_98_5_percent_on_mnist():
 
 def _lrs(cfg, steps_per_epoch=10):
     from cnnlab.train.optim import Schedule, make_optimizer
+
     model = torch.nn.Linear(2, 2)
     opt = make_optimizer(cfg, model)
     sched = Schedule(cfg, opt, steps_per_epoch)
@@ -179,10 +204,13 @@ def test_schedules_and_warmup():
         assert len(lrs) == steps and all(0 < lr <= 0.1 for lr in lrs)
 
 
-@pytest.mark.parametrize("optimizer, momentum, cycled", [
-    ("sgd", 0.9, True), ("sgd", 0.0, False), ("rmsprop", 0.0, False), ("adagrad", 0.9, False), ("adam", 0.0, True)])
+@pytest.mark.parametrize(
+    "optimizer, momentum, cycled",
+    [("sgd", 0.9, True), ("sgd", 0.0, False), ("rmsprop", 0.0, False), ("adagrad", 0.9, False), ("adam", 0.0, True)],
+)
 def test_one_cycle_cycles_momentum_only_where_there_is_some(optimizer, momentum, cycled):
     from cnnlab.train.optim import Schedule, make_optimizer
+
     cfg = TrainConfig(model="mlp", epochs=1, optimizer=optimizer, momentum=momentum, lr=0.01, schedule="onecycle")
     opt = make_optimizer(cfg, torch.nn.Linear(2, 2))
     Schedule(cfg, opt, 10)
@@ -198,6 +226,7 @@ def test_one_cycle_cycles_momentum_only_where_there_is_some(optimizer, momentum,
 def test_penalties_and_initialisations():
     from cnnlab.models.adapt import initialize
     from cnnlab.train.losses import penalty
+
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
     with torch.no_grad():
         model[0].weight.fill_(-1.0)
@@ -218,32 +247,66 @@ def test_penalties_and_initialisations():
 def test_max_steps_and_overfit_one_batch():
     quick = train(recipe("mlp", "mnist", epochs=3, max_steps=5, data_dir=str(DATA)), log=lambda line: None)
     assert len(quick["history"]) == 1  # stopped inside the first epoch
-    over = train(recipe("mlp", "mnist", epochs=60, batch_size=32, overfit_batch=True, lr=0.05, schedule="none",
-                        weight_decay=0, data_dir=str(DATA)), log=lambda line: None)
+    over = train(
+        recipe(
+            "mlp",
+            "mnist",
+            epochs=60,
+            batch_size=32,
+            overfit_batch=True,
+            lr=0.05,
+            schedule="none",
+            weight_decay=0,
+            data_dir=str(DATA),
+        ),
+        log=lambda line: None,
+    )
     losses = [r["train_loss"] for r in over["history"]]
     assert losses[-1] < 0.01 < losses[0]  # a model that cannot fit one batch has a bug
 
 
 def test_config_file_and_flag_precedence(tmp_path, capsys):
     from cnnlab.cli import main
+
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"epochs": 2, "lr": 0.02, "batch_size": 256, "augment": []}))
     out = tmp_path / "run"
-    assert main(["train", "mlp", "--config", str(config), "--epochs", "1", "--max-steps", "3", "--out", str(out),
-                 "--data-dir", str(DATA)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mlp",
+                "--config",
+                str(config),
+                "--epochs",
+                "1",
+                "--max-steps",
+                "3",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(DATA),
+            ]
+        )
+        == 0
+    )
     saved = json.loads((out / "config.json").read_text())
     assert (saved["epochs"], saved["lr"], saved["batch_size"], saved["max_steps"]) == (1, 0.02, 256, 3)
     toml = tmp_path / "run.toml"
     toml.write_text('lr = 0.03\noptimizer = "adam"\n')
     assert main(["train", "mlp", "--config", str(toml), "--max-steps", "1", "--data-dir", str(DATA)]) == 0
     assert "adam lr 0.03" in capsys.readouterr().out
-    for text, message in [('{"lrr": 0.1}', "unknown setting(s) lrr"), ('{"epochs": "ten"}', "epochs = 'ten'"),
-                          ('{"early_stop": "3"}', "early_stop = '3' should be like 1"),  # an optional setting
-                          ("{not json", "not valid JSON")]:
+    for text, message in [
+        ('{"lrr": 0.1}', "unknown setting(s) lrr"),
+        ('{"epochs": "ten"}', "epochs = 'ten'"),
+        ('{"early_stop": "3"}', "early_stop = '3' should be like 1"),  # an optional setting
+        ("{not json", "not valid JSON"),
+    ]:
         config.write_text(text)
         assert main(["train", "mlp", "--config", str(config)]) == 2
         assert message in capsys.readouterr().err
     from cnnlab.train.settings import read_settings_file
+
     config.write_text('{"compile": "reduce-overhead"}')  # a mode, or true/false
     assert read_settings_file(str(config)) == {"compile": "reduce-overhead"}
     config.write_text('{"compile": "turbo", "max_steps": 1}')
@@ -253,6 +316,7 @@ def test_config_file_and_flag_precedence(tmp_path, capsys):
 
 def _tiny_rgb(n=64, seed=0):
     from cnnlab.data import Split
+
     g = torch.Generator().manual_seed(seed)
     images = (torch.rand(n, 3, 8, 8, generator=g) * 255).to(torch.uint8)
     return Split(images, torch.arange(n) % 10, tuple(str(i) for i in range(10)))
@@ -289,20 +353,25 @@ def test_rotate_matches_torchvision_at_the_extreme_angles(monkeypatch, draw, deg
     from torchvision.transforms.v2 import functional as TF
 
     from cnnlab.data import Split
+
     images = (torch.rand(4, 3, 24, 40, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)  # not square
-    data = DeviceData(Split(images, torch.arange(4), tuple("abcd")), (3, 24, 40), [0.0] * 3, [1.0] * 3,
-                      torch.device("cpu"))
+    data = DeviceData(
+        Split(images, torch.arange(4), tuple("abcd")), (3, 24, 40), [0.0] * 3, [1.0] * 3, torch.device("cpu")
+    )
     real = torch.rand
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.full(shape, draw, device=kw.get("device")))
     x, _ = data.batch(torch.arange(4), ("rotate",))
     monkeypatch.setattr(torch, "rand", real)
-    expected = TF.rotate(images.float() / 255, degrees, interpolation=TF.InterpolationMode.BILINEAR)  # counter-clockwise
+    expected = TF.rotate(
+        images.float() / 255, degrees, interpolation=TF.InterpolationMode.BILINEAR
+    )  # counter-clockwise
     assert torch.allclose(x, expected, atol=1e-4)
 
 
 def test_rotated_masks_keep_their_classes_and_void_the_corners():
     from cnnlab.data import Split
     from cnnlab.data.segmentation import IGNORE
+
     images = torch.zeros(8, 1, 16, 16, dtype=torch.uint8)
     images[:, 0, 4:12, 4:12] = 255
     masks = (images[:, 0] > 0).to(torch.uint8) * 2
@@ -331,11 +400,13 @@ def test_cutout_zeroes_one_square_of_half_the_side():
 
 def test_zca_whitening_decorrelates():
     from cnnlab.data import Split
+
     g = torch.Generator().manual_seed(0)
     base = torch.rand(4000, 1, 1, 1, generator=g)  # every pixel shares one strong component
     images = ((0.7 * base + 0.3 * torch.rand(4000, 1, 3, 3, generator=g)) * 255).to(torch.uint8)
-    data = DeviceData(Split(images, torch.zeros(4000, dtype=torch.long), ("x",)), (1, 3, 3), (0.5,), (0.25,),
-                      torch.device("cpu"))
+    data = DeviceData(
+        Split(images, torch.zeros(4000, dtype=torch.long), ("x",)), (1, 3, 3), (0.5,), (0.25,), torch.device("cpu")
+    )
     before, _ = data.batch(torch.arange(4000))
     data.fit_zca(eps=1e-4)
     after, _ = data.batch(torch.arange(4000))
@@ -346,9 +417,11 @@ def test_zca_whitening_decorrelates():
 
 def test_layer_statistics_show_vanishing_gradients_and_dead_units(tmp_path):
     from cnnlab.train.stats import layer_statistics
+
     torch.manual_seed(0)
-    deep = torch.nn.Sequential(*[m for _ in range(12) for m in (torch.nn.Linear(32, 32), torch.nn.Sigmoid())],
-                               torch.nn.Linear(32, 10))
+    deep = torch.nn.Sequential(
+        *[m for _ in range(12) for m in (torch.nn.Linear(32, 32), torch.nn.Sigmoid())], torch.nn.Linear(32, 10)
+    )
     x, y = torch.randn(64, 32), torch.randint(0, 10, (64,))
     rows = [r for r in layer_statistics(deep, x, y) if r["grad_norm"] is not None]
     assert rows[0]["grad_norm"] < rows[-1]["grad_norm"] / 100  # sigmoids: the gradient vanishes towards the input
@@ -357,8 +430,9 @@ def test_layer_statistics_show_vanishing_gradients_and_dead_units(tmp_path):
         relu[0].bias.fill_(-100.0)  # every unit dead
     dead = [r for r in layer_statistics(relu, x, torch.zeros(64, dtype=torch.long)) if r["type"] == "ReLU"]
     assert dead[0]["dead_fraction"] == 1.0
-    cfg = recipe("lenet5_modern", "mnist", epochs=1, max_steps=5, layer_stats=True, data_dir=str(DATA),
-                 out=str(tmp_path / "run"))
+    cfg = recipe(
+        "lenet5_modern", "mnist", epochs=1, max_steps=5, layer_stats=True, data_dir=str(DATA), out=str(tmp_path / "run")
+    )
     lines = []
     train(cfg, log=lines.append)
     assert any(line.startswith("gradient norms, input to output: conv1 ") for line in lines)
@@ -371,6 +445,7 @@ def _temperatures(path, days=900, seed=0):
     days' means and tomorrow's."""
     import math
     import random
+
     rng = random.Random(seed)
     t = [10 + 8 * math.sin(2 * math.pi * d / 365) + rng.gauss(0, 1.5) for d in range(days)]
     lines = ["day_minus_2,day_minus_1,today,tomorrow"]
@@ -384,7 +459,7 @@ def test_the_lectures_temperature_regressor(tmp_path):
     cfg = recipe("mlp", f"csv:{csv}", target="tomorrow", out=str(tmp_path / "run"))
     result = train(cfg, log=lambda line: None)
     rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
-    test_rows = rows[int(0.8 * len(rows)):]
+    test_rows = rows[int(0.8 * len(rows)) :]
     tomorrow = torch.tensor([float(r[3]) for r in test_rows])
     persistence = (torch.tensor([float(r[2]) for r in test_rows]) - tomorrow).pow(2).mean().sqrt().item()
     assert result["test"]["rmse"] < persistence  # better than "tomorrow = today"
@@ -392,12 +467,14 @@ def test_the_lectures_temperature_regressor(tmp_path):
     model = cnnlab.load_model(tmp_path / "run")
     assert model.fc.out_features == 1 and model.in_features == 3
     from cnnlab.evaluation.runs import predict_images
+
     with pytest.raises(CnnlabError, match="takes rows of numbers, not images"):  # it was a traceback
         predict_images(tmp_path / "run", [csv])
 
 
 def test_csv_errors(tmp_path):
     from cnnlab.data import DatasetError, load_csv
+
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,y\n1,2,3\n4,x,6\n7,8,9\n")
     with pytest.raises(DatasetError, match=r"bad.csv, line 3, column 'b': 'x' is not a number"):
@@ -406,9 +483,12 @@ def test_csv_errors(tmp_path):
         load_csv(bad, "z")
     with pytest.raises(CnnlabError, match="give --target COLUMN and --loss mse"):
         train(TrainConfig(model="mlp", dataset=f"csv:{bad}", loss="ce", target="y"))
-    for cell, why in (("nan", "is not a finite number"), ("-inf", "is not a finite number"),
-                      ("1e50", r"is not a finite number \(beyond float32\)"),
-                      ("2,5", r"is not a number \(a decimal comma\? write a point\)")):
+    for cell, why in (
+        ("nan", "is not a finite number"),
+        ("-inf", "is not a finite number"),
+        ("1e50", r"is not a finite number \(beyond float32\)"),
+        ("2,5", r"is not a number \(a decimal comma\? write a point\)"),
+    ):
         bad.write_text(f"a;b;y\n1;2;3\n4;{cell};6\n7;8;9\n")  # a NaN trained to a NaN loss, blamed on the lr
         with pytest.raises(DatasetError, match=f"bad.csv, line 3, column 'b': '{cell}' {why}"):
             load_csv(bad, "y")
@@ -417,11 +497,14 @@ def test_csv_errors(tmp_path):
 def test_csv_files_as_spreadsheets_write_them(tmp_path):
     """A byte-order mark, CRLF line ends, semicolons or tabs between values, a blank last line."""
     from cnnlab.data import load_csv
+
     table = [["a", "b", "y"], ["1", "2", "3"], ["4", "5.5", "6"], ["7", "8", "9"]]
     expected = (torch.tensor([[1, 2], [4, 5.5], [7, 8]]), torch.tensor([3.0, 6, 9]), ("a", "b"))
-    for name, text in (("bom.csv", "\ufeff" + "\r\n".join(",".join(r) for r in table) + "\r\n"),
-                       ("semicolons.csv", "\n".join(";".join(r) for r in table) + "\n"),
-                       ("tabs.tsv", "\n".join("\t".join(r) for r in table) + "\n\n")):
+    for name, text in (
+        ("bom.csv", "\ufeff" + "\r\n".join(",".join(r) for r in table) + "\r\n"),
+        ("semicolons.csv", "\n".join(";".join(r) for r in table) + "\n"),
+        ("tabs.tsv", "\n".join("\t".join(r) for r in table) + "\n\n"),
+    ):
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
         features, targets, names = load_csv(path, "y")
@@ -433,9 +516,12 @@ def test_the_smallest_table_and_a_constant_column_train_to_finite_numbers(tmp_pa
     """Two rows leave one for training: its sample std was NaN. A column constant in the training
     rows was divided by 1e-8, so another value in a test row became ~1e8."""
     from cnnlab.data.tables import table_data
+
     two = tmp_path / "two.csv"
     two.write_text("a,b,y\n1,2,3\n4,5,6\n")
-    result = train(TrainConfig(model="mlp", dataset=f"csv:{two}", loss="mse", target="y", epochs=1), log=lambda line: None)
+    result = train(
+        TrainConfig(model="mlp", dataset=f"csv:{two}", loss="mse", target="y", epochs=1), log=lambda line: None
+    )
     assert math.isfinite(result["test"]["rmse"])
     constant = tmp_path / "constant.csv"
     constant.write_text("a,b,y\n" + "".join(f"{i},7,{i}\n" for i in range(8)) + "8,9,8\n9,9,9\n")
@@ -450,8 +536,7 @@ def test_compiled_training_matches_eager_and_compiles_once():
     from torch._dynamo.utils import counters
 
     # 100 images in batches of 64: every epoch ends with a batch of 36, which runs eagerly
-    common = dict(epochs=2, train_per_class=10, test_per_class=10, batch_size=64, data_dir=str(DATA),
-                  schedule="none")
+    common = dict(epochs=2, train_per_class=10, test_per_class=10, batch_size=64, data_dir=str(DATA), schedule="none")
     eager = train(recipe("mlp", "mnist", **common), log=lambda line: None)["model"]
     torch._dynamo.reset()
     counters.clear()
@@ -478,6 +563,7 @@ def test_the_full_batch_of_each_process():
 def test_every_default_recipe_is_valid_for_a_registered_model():
     from cnnlab.train import RECIPES
     from cnnlab.train.optim import Schedule, make_optimizer
+
     for (model, dataset), settings in RECIPES.items():
         cfg = recipe(model, dataset)
         cfg.check()
@@ -491,9 +577,12 @@ def test_a_new_run_does_not_overwrite_another_one(tmp_path):
     common = dict(epochs=1, train_per_class=5, test_per_class=2, data_dir=str(DATA), out=str(tmp_path / "run"))
     train(recipe("lenet5_modern", "mnist", **common), log=lambda line: None)
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
-    with pytest.raises(CnnlabError, match=r"run already holds a run \(lenet5_modern on mnist\): config.json, "
-                                          r"checkpoint.safetensors, model.safetensors, metrics.jsonl; continue it "
-                                          r"with --resume, replace it with --overwrite, or choose another --out"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"run already holds a run \(lenet5_modern on mnist\): config.json, "
+        r"checkpoint.safetensors, model.safetensors, metrics.jsonl; continue it "
+        r"with --resume, replace it with --overwrite, or choose another --out",
+    ):
         train(recipe("mlp", "mnist", **common), log=lambda line: None)
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before  # untouched
     with pytest.raises(CnnlabError, match="give one"):
@@ -524,6 +613,7 @@ def test_small_images_are_padded_a_little_or_resized_up_batch_by_batch():
     with pytest.raises(CnnlabError, match="these 32x32 images are resized up to 224x224 batch by batch; drop --whiten"):
         far.fit_zca()
     from cnnlab.data.loaders import eval_batch_size
+
     assert eval_batch_size(near) == 1000 and eval_batch_size(far) == 55  # 2^23 input values per batch at most
 
 
@@ -552,6 +642,7 @@ def test_an_image_file_is_prepared_as_in_training(tmp_path, model_size):
 
 def test_a_validation_split_is_the_last_of_each_class_and_keeps_one_for_training():
     from cnnlab.data import held_out
+
     labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1, 0, 2])  # five 0s, four 1s, one 2
     mask = held_out(labels, 0.4)
     assert mask.nonzero().flatten().tolist() == [5, 6, 7, 8]  # 0s: the last 2 of 5; 1s: 2 of 4; the lone 2 stays
@@ -564,11 +655,13 @@ def test_a_validation_split_is_the_last_of_each_class_and_keeps_one_for_training
 
 def test_a_validation_split_is_evaluated_each_epoch_beside_the_test_set(monkeypatch):
     import cnnlab.data.loaders as T
+
     sizes, real = [], T.DeviceData.__init__
 
     def spy(self, split, *args, **kwargs):
         real(self, split, *args, **kwargs)
         sizes.append((len(split), torch.bincount(split.labels, minlength=10).tolist()))
+
     monkeypatch.setattr(T.DeviceData, "__init__", spy)
     common = dict(data_dir=str(DATA), epochs=2, train_per_class=50, test_per_class=20, schedule="none", lr=3e-3)
     lines = []
@@ -583,8 +676,18 @@ def test_a_validation_split_is_evaluated_each_epoch_beside_the_test_set(monkeypa
 
 def test_the_best_weights_are_chosen_on_validation(tmp_path):
     run = tmp_path / "run"
-    cfg = recipe("lenet5_modern", "mnist", data_dir=str(DATA), epochs=5, train_per_class=30, test_per_class=20,
-                 schedule="none", lr=3e-3, val_split=0.3, out=str(run))
+    cfg = recipe(
+        "lenet5_modern",
+        "mnist",
+        data_dir=str(DATA),
+        epochs=5,
+        train_per_class=30,
+        test_per_class=20,
+        schedule="none",
+        lr=3e-3,
+        val_split=0.3,
+        out=str(run),
+    )
     history = train(cfg, log=lambda line: None)["history"]
     val = [r["val_top1"] for r in history]
     best_epoch = history[val.index(max(val))]["epoch"]  # the first of equals
@@ -596,23 +699,69 @@ def test_early_stopping_stops_after_patience_epochs_without_a_better_model(tmp_p
     run = tmp_path / "run"
     # a learning rate too small to change any prediction: epoch 1 stays the best, so with
     # patience 2 the run ends after epoch 3 of 10
-    cfg = recipe("lenet5_modern", "mnist", data_dir=str(DATA), epochs=10, train_per_class=20, test_per_class=10,
-                 optimizer="sgd", schedule="none", lr=1e-12, val_split=0.25, early_stop=2, out=str(run))
+    cfg = recipe(
+        "lenet5_modern",
+        "mnist",
+        data_dir=str(DATA),
+        epochs=10,
+        train_per_class=20,
+        test_per_class=10,
+        optimizer="sgd",
+        schedule="none",
+        lr=1e-12,
+        val_split=0.25,
+        early_stop=2,
+        out=str(run),
+    )
     lines = []
     history = train(cfg, log=lines.append)["history"]
     assert [r["epoch"] for r in history] == [1, 2, 3]
-    assert lines[-1].startswith("early stop: validation top-1 has not improved for 2 epochs; the best, epoch 1 (test "
-                                "top-1 ") and lines[-1].endswith("is in best.safetensors")
+    assert lines[-1].startswith(
+        "early stop: validation top-1 has not improved for 2 epochs; the best, epoch 1 (test top-1 "
+    ) and lines[-1].endswith("is in best.safetensors")
     assert cnnlab.checkpoint.load(run / "model.safetensors")[1]["epoch"] == 3  # where it ended
     assert cnnlab.checkpoint.load(run / "best.safetensors")[1]["epoch"] == 1
-    again = train(recipe("lenet5_modern", "mnist", out=str(run), resume=True, **{
-        k: getattr(cfg, k) for k in ("data_dir", "epochs", "train_per_class", "test_per_class", "optimizer", "schedule",
-                                     "lr", "val_split", "early_stop")}), log=lambda line: None)["history"]
+    again = train(
+        recipe(
+            "lenet5_modern",
+            "mnist",
+            out=str(run),
+            resume=True,
+            **{
+                k: getattr(cfg, k)
+                for k in (
+                    "data_dir",
+                    "epochs",
+                    "train_per_class",
+                    "test_per_class",
+                    "optimizer",
+                    "schedule",
+                    "lr",
+                    "val_split",
+                    "early_stop",
+                )
+            },
+        ),
+        log=lambda line: None,
+    )["history"]
     assert len(again) == 3  # resuming a run that stopped early trains nothing more
     # without a validation split it watches the test set, and says so
     lines = []
-    train(recipe("lenet5_modern", "mnist", data_dir=str(DATA), epochs=10, train_per_class=20, test_per_class=10,
-                 optimizer="sgd", schedule="none", lr=1e-12, early_stop=1), log=lines.append)
+    train(
+        recipe(
+            "lenet5_modern",
+            "mnist",
+            data_dir=str(DATA),
+            epochs=10,
+            train_per_class=20,
+            test_per_class=10,
+            optimizer="sgd",
+            schedule="none",
+            lr=1e-12,
+            early_stop=1,
+        ),
+        log=lines.append,
+    )
     assert lines[-1].startswith("early stop: test top-1 has not improved for 1 epoch;")
     assert "best.safetensors" not in lines[-1]  # no run directory, nothing saved
 
@@ -628,6 +777,7 @@ def test_validation_split_errors():
 
 def test_a_table_validates_on_its_last_training_rows(tmp_path):
     from cnnlab.data.tables import table_data
+
     table = tmp_path / "t.csv"
     table.write_text("x,y\n" + "".join(f"{i},{2 * i}\n" for i in range(20)))
     train_rows, test_rows, mean, std, val_rows = table_data(str(table), "y", torch.device("cpu"), 0.25)
@@ -639,6 +789,7 @@ def test_a_table_validates_on_its_last_training_rows(tmp_path):
 
 def test_mixup_blends_pairs_and_their_losses():
     from cnnlab.train.losses import mix_batch
+
     x, y = torch.randn(8, 1, 4, 4), torch.arange(8)
     g = torch.Generator().manual_seed(0)
     mixed, partners, lam = mix_batch(x, y, 0.4, seed=3, step=17, generator=g)
@@ -646,13 +797,22 @@ def test_mixup_blends_pairs_and_their_losses():
     assert torch.equal(partners, y[partner]) and torch.allclose(mixed, lam * x + (1 - lam) * x[partner])
     assert mix_batch(x, y, 0.4, 3, 17, torch.Generator())[2] == lam != mix_batch(x, y, 0.4, 3, 18, g)[2]
     import numpy as np
+
     lams = [mix_batch(x, y, 0.2, 0, step, g)[2] for step in range(2000)]  # Beta(0.2, 0.2): mostly near 0 or 1
     assert np.mean(lams) == pytest.approx(0.5, abs=0.03) and np.mean(np.minimum(lams, 1 - np.array(lams)) < 0.1) > 0.5
 
 
 def test_mixup_trains_and_resumes_to_the_same_weights(tmp_path):
-    common = dict(data_dir=str(DATA), epochs=2, train_per_class=40, test_per_class=10, schedule="none", lr=0.05,
-                  mixup=1.0, batch_size=50)
+    common = dict(
+        data_dir=str(DATA),
+        epochs=2,
+        train_per_class=40,
+        test_per_class=10,
+        schedule="none",
+        lr=0.05,
+        mixup=1.0,
+        batch_size=50,
+    )
     whole = train(recipe("mlp", "mnist", **common), log=lambda line: None)
     assert 0 < whole["history"][0]["train_top1"] < 1
     run = str(tmp_path / "run")

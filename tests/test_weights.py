@@ -6,12 +6,12 @@ import hashlib
 import pytest
 import torch
 import torchvision
+from conftest import DATA
 
 import cnnlab
 import cnnlab.weights as W
 from cnnlab.errors import WeightsError
 from cnnlab.train import recipe, train
-from conftest import DATA
 
 
 def test_published_metadata_comes_from_torchvision():
@@ -43,8 +43,9 @@ def published(tmp_path, tv_name, monkeypatch, name):
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     file = tmp.rename(server / f"{tv_name}-{digest[:8]}.pth")
     real = W.pretrained(name)
-    info = W.Pretrained(name, file.as_uri(), real.top1, real.top5, real.resize, real.crop, real.mean,
-                         real.std, build=real.build)
+    info = W.Pretrained(
+        name, file.as_uri(), real.top1, real.top5, real.resize, real.crop, real.mean, real.std, build=real.build
+    )
     monkeypatch.setattr(W, "pretrained", lambda n: info if n == name else real)
     return reference, file, info
 
@@ -77,6 +78,7 @@ def test_imagenet_weights_download_once_then_load_offline(tmp_path, monkeypatch)
 
 def test_weights_names_that_cnnlab_does_not_serve_are_refused():
     from cnnlab.errors import ModelArgumentError
+
     with pytest.raises(ModelArgumentError, match="weights='DEFAULT' is a torchvision name .* weights='imagenet'"):
         cnnlab.create_model("resnet50", weights="DEFAULT")  # torchvision's DEFAULT is IMAGENET1K_V2 here
     with pytest.raises(ModelArgumentError, match="weights='IMAGENET1K_V2' is a torchvision name"):
@@ -113,6 +115,7 @@ def test_local_files_and_runs(tmp_path):
     x = torch.randn(1, 3, 224, 224)
     assert torch.allclose(model(x), tv(x), atol=1e-5)
     from safetensors.torch import save_file
+
     save_file(cnnlab.create_model("lenet5_modern", num_classes=7).state_dict(), tmp_path / "l.safetensors")
     assert cnnlab.create_model("lenet5_modern", weights=tmp_path / "l.safetensors").fc3.out_features == 7
     with pytest.raises(WeightsError, match=r"mine.pth: state dict does not fit vgg13: missing keys"):

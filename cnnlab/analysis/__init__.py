@@ -13,6 +13,16 @@ from .arithmetic import conv_output_size, conv_params, conv_transpose_output_siz
 from .result import UNITS, Analysis, LayerRow, si
 
 __all__ = [
-    "OPTIMIZER_STATE", "UNITS", "Analysis", "LayerRow", "analyze", "conv_output_size", "conv_params",
-    "conv_transpose_output_size", "pool_output_size", "receptive_field", "si", "training_memory",
+    "OPTIMIZER_STATE",
+    "UNITS",
+    "Analysis",
+    "LayerRow",
+    "analyze",
+    "conv_output_size",
+    "conv_params",
+    "conv_transpose_output_size",
+    "pool_output_size",
+    "receptive_field",
+    "si",
+    "training_memory",
 ]

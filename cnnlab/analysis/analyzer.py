@@ -31,6 +31,7 @@ from ..registry import build_model, get_model_info
 from .result import Analysis
 from .tracer import Tracer, flat
 
+
 def _declared_size(model: nn.Module) -> tuple | None:
     """The input size a model declares as `input_size` (C, H, W); not an RNN's `input_size`,
     which is its number of features."""
@@ -46,8 +47,10 @@ def _check_size(model_or_name, name: str, input_size: tuple) -> None:
         declared = get_model_info(model_or_name).input_size
     if declared is not None and len(declared) != len(input_size):
         want = "x".join("?" if d is None else str(d) for d in declared)
-        raise CnnlabError(f"{name} takes inputs of {len(declared)} dimensions without the batch ({want}), "
-                          f"got {'x'.join(map(str, input_size))}")
+        raise CnnlabError(
+            f"{name} takes inputs of {len(declared)} dimensions without the batch ({want}), "
+            f"got {'x'.join(map(str, input_size))}"
+        )
 
 
 def _resolve(model_or_name, input_size):
@@ -65,8 +68,13 @@ def _resolve(model_or_name, input_size):
     return model, name, tuple(input_size)
 
 
-def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None = None, batch_size: int = 1,
-            dtype: torch.dtype = torch.float32, mode: str = "eval") -> Analysis:
+def analyze(
+    model_or_name: nn.Module | str,
+    input_size: tuple[int, ...] | None = None,
+    batch_size: int = 1,
+    dtype: torch.dtype = torch.float32,
+    mode: str = "eval",
+) -> Analysis:
     """Analyse a model (or a registered model's name) for one input size, per layer.
 
     `input_size` is (C, H, W) without the batch dimension (default: the registry's, or the
@@ -93,8 +101,9 @@ def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None =
     except InputShapeError:
         raise
     except (RuntimeError, ValueError) as e:
-        raise CnnlabError(f"{name} cannot take input {batch_size}x{'x'.join(map(str, input_size))}: "
-                          f"{str(e).splitlines()[0]}") from e
+        raise CnnlabError(
+            f"{name} cannot take input {batch_size}x{'x'.join(map(str, input_size))}: {str(e).splitlines()[0]}"
+        ) from e
     finally:
         model.train(was_training)
         for h in handles:
@@ -102,16 +111,26 @@ def analyze(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None =
     # parameters of modules this mode does not run (GoogLeNet's auxiliary classifiers in eval mode)
     idle = {n: p for n, p in model.named_parameters() if id(state[n]) not in tracer.seen_params}
     first = next((t for t in flat([output]) if isinstance(t, Tensor)), None)
-    return Analysis(name, input_size, batch_size, str(dtype).replace("torch.", ""), mode, tracer.rows,
-                    _totals(model, tracer, x, output, idle), tuple(first.shape) if first is not None else (),
-                    _unused(model, idle))
+    return Analysis(
+        name,
+        input_size,
+        batch_size,
+        str(dtype).replace("torch.", ""),
+        mode,
+        tracer.rows,
+        _totals(model, tracer, x, output, idle),
+        tuple(first.shape) if first is not None else (),
+        _unused(model, idle),
+    )
 
 
 def meta_state(model: nn.Module, dtype: torch.dtype) -> dict[str, Tensor]:
     """Meta tensors for the model's parameters (floating ones in `dtype`) and buffers, for
     `torch.func.functional_call`: the model runs without its own tensors being touched."""
-    state = {k: torch.empty_like(v, device="meta", dtype=dtype if v.is_floating_point() else v.dtype)
-             for k, v in [*model.named_parameters(), *model.named_buffers()]}
+    state = {
+        k: torch.empty_like(v, device="meta", dtype=dtype if v.is_floating_point() else v.dtype)
+        for k, v in [*model.named_parameters(), *model.named_buffers()]
+    }
     for k, p in model.named_parameters():
         state[k].requires_grad_(p.requires_grad)
     return state
@@ -150,8 +169,13 @@ def _unused(model: nn.Module, idle: dict) -> tuple[str, ...]:
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
 
 
-def training_memory(model_or_name: nn.Module | str, input_size: tuple[int, ...] | None = None,
-                    batch_size: int = 1, optimizer: str = "sgd", dtype: torch.dtype = torch.float32) -> dict:
+def training_memory(
+    model_or_name: nn.Module | str,
+    input_size: tuple[int, ...] | None = None,
+    batch_size: int = 1,
+    optimizer: str = "sgd",
+    dtype: torch.dtype = torch.float32,
+) -> dict:
     """Estimated memory of one training step, in bytes: weights (and buffers), gradients,
     optimiser state and the activations autograd saves for backward.
 
@@ -188,8 +212,9 @@ def training_memory(model_or_name: nn.Module | str, input_size: tuple[int, ...] 
     except (RuntimeError, ValueError) as e:
         if isinstance(e, InputShapeError):
             raise
-        raise CnnlabError(f"{name} cannot take input {batch_size}x{'x'.join(map(str, input_size))}: "
-                          f"{str(e).splitlines()[0]}") from e
+        raise CnnlabError(
+            f"{name} cannot take input {batch_size}x{'x'.join(map(str, input_size))}: {str(e).splitlines()[0]}"
+        ) from e
     finally:
         model.train(was_training)
     trainable = sum(nbytes(p) for p in params if p.requires_grad)
@@ -201,5 +226,3 @@ def training_memory(model_or_name: nn.Module | str, input_size: tuple[int, ...] 
     }
     out["total"] = sum(out.values())
     return out
-
-

@@ -8,8 +8,10 @@ import math
 
 from ..errors import ConvArithmeticError
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
-                     strict: bool = True) -> int:
+
+def conv_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1, strict: bool = True
+) -> int:
     """Output size of a convolution: (N + 2P - D(F - 1) - 1) / S + 1.
 
     With `strict=True` a non-integer result raises ConvArithmeticError naming the paddings that
@@ -19,22 +21,37 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, 
     span = dilation * (kernel - 1) + 1
     room = size + 2 * padding - span
     if room < 0:
-        raise ConvArithmeticError(f"kernel {kernel} (dilation {dilation}) spans {span} pixels but the input "
-                                  f"is {size} + 2*{padding} padding = {size + 2 * padding}")
+        raise ConvArithmeticError(
+            f"kernel {kernel} (dilation {dilation}) spans {span} pixels but the input "
+            f"is {size} + 2*{padding} padding = {size + 2 * padding}"
+        )
     if room % stride and strict:
-        fits = [p for p in range(0, span + stride) if (size + 2 * p - span) >= 0 and (size + 2 * p - span) % stride == 0]
+        fits = [
+            p for p in range(0, span + stride) if (size + 2 * p - span) >= 0 and (size + 2 * p - span) % stride == 0
+        ]
         raise ConvArithmeticError(
             f"({size} + 2*{padding} - {dilation}*({kernel} - 1) - 1) / {stride} + 1 = {room / stride + 1:g} "
             f"is not an integer: the last {room % stride} pixel(s) would be dropped (PyTorch rounds down to "
             f"{room // stride + 1}); "
-            + (f"paddings that fit: {', '.join(map(str, fits[:6]))}" if fits else
-               f"no padding fits; input sizes that fit unpadded: {size - room % stride}, "
-               f"{size - room % stride + stride}"))
+            + (
+                f"paddings that fit: {', '.join(map(str, fits[:6]))}"
+                if fits
+                else f"no padding fits; input sizes that fit unpadded: {size - room % stride}, "
+                f"{size - room % stride + stride}"
+            )
+        )
     return room // stride + 1
 
 
-def pool_output_size(size: int, kernel: int, stride: int | None = None, padding: int = 0, dilation: int = 1,
-                     ceil_mode: bool = False, strict: bool = True) -> int:
+def pool_output_size(
+    size: int,
+    kernel: int,
+    stride: int | None = None,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+    strict: bool = True,
+) -> int:
     """Output size of max/average pooling (stride defaults to the kernel size). With
     `ceil_mode=True` the result rounds up as in PyTorch and Caffe (a last window must start
     inside the input or its left padding); otherwise it is `conv_output_size`."""
@@ -48,13 +65,15 @@ def pool_output_size(size: int, kernel: int, stride: int | None = None, padding:
     return out
 
 
-def conv_transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
-                               output_padding: int = 0, dilation: int = 1) -> int:
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1
+) -> int:
     """Output size of a transposed convolution: (N - 1)S - 2P + D(F - 1) + output_padding + 1."""
     _check_positive(size=size, kernel=kernel, stride=stride, dilation=dilation)
     if output_padding >= max(stride, dilation):
-        raise ConvArithmeticError(f"output_padding {output_padding} must be smaller than the stride or the "
-                                  f"dilation ({max(stride, dilation)})")
+        raise ConvArithmeticError(
+            f"output_padding {output_padding} must be smaller than the stride or the dilation ({max(stride, dilation)})"
+        )
     out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
     if out < 1:
         raise ConvArithmeticError(f"padding {padding} leaves no output: (N - 1)S - 2P + D(F - 1) + 1 = {out}")

@@ -11,12 +11,12 @@ from typing import Any
 
 UNITS = {
     "macs": "multiply-adds of conv, transposed conv, linear/matmul/einsum, attention (projections, "
-            "query-key products, weighted values), recurrent (RNN, LSTM, GRU) and distance layers; "
-            "bias adds, norm, pooling, activations, softmax, LRN, dropout, adds and concatenations count 0",
+    "query-key products, weighted values), recurrent (RNN, LSTM, GRU) and distance layers; "
+    "bias adds, norm, pooling, activations, softmax, LRN, dropout, adds and concatenations count 0",
     "flops": "2 x macs",
     "activations": "number of output values",
     "activation_bytes": "bytes of outputs that need memory of their own (0 for in-place ops and views); "
-                        "the totals include the input",
+    "the totals include the input",
     "receptive_field": "input pixels per axis (H, W) that one output value depends on; null: the whole input",
     "jump": "input pixels per axis between neighbouring output values",
 }
@@ -69,17 +69,35 @@ class Analysis:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "input_size": list(self.input_size), "batch_size": self.batch_size,
-                "dtype": self.dtype, "mode": self.mode, "output_shape": list(self.output_shape), "units": UNITS, "totals": self.totals,
-                "breakdown": self.breakdown(), "unused": list(self.unused), "layers": [asdict(r) for r in self.layers]}
+        return {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "batch_size": self.batch_size,
+            "dtype": self.dtype,
+            "mode": self.mode,
+            "output_shape": list(self.output_shape),
+            "units": UNITS,
+            "totals": self.totals,
+            "breakdown": self.breakdown(),
+            "unused": list(self.unused),
+            "layers": [asdict(r) for r in self.layers],
+        }
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
     def _cells(self, row: LayerRow) -> list[str]:
         rf = "-" if row.receptive_field is None else _fmt_axes(row.receptive_field)
-        return [row.name, row.type, "x".join(map(str, row.output_shape)), f"{row.params:,}",
-                f"{row.activations:,}", f"{row.activation_bytes:,}", f"{row.macs:,}", rf]
+        return [
+            row.name,
+            row.type,
+            "x".join(map(str, row.output_shape)),
+            f"{row.params:,}",
+            f"{row.activations:,}",
+            f"{row.activation_bytes:,}",
+            f"{row.macs:,}",
+            rf,
+        ]
 
     HEADER = ["layer", "type", "output", "params", "activations", "act. bytes", "MACs", "RF"]
 
@@ -90,16 +108,41 @@ class Analysis:
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
-            w.writerow(["layer", "type", "kind", "output", "params", "trainable_params", "activations",
-                        "activation_bytes", "macs", "receptive_field", "jump"])
+            w.writerow(
+                [
+                    "layer",
+                    "type",
+                    "kind",
+                    "output",
+                    "params",
+                    "trainable_params",
+                    "activations",
+                    "activation_bytes",
+                    "macs",
+                    "receptive_field",
+                    "jump",
+                ]
+            )
             for r in self.layers:
-                w.writerow([r.name, r.type, r.kind, "x".join(map(str, r.output_shape)), r.params,
-                            r.trainable_params, r.activations, r.activation_bytes, r.macs,
-                            "" if r.receptive_field is None else _fmt_axes(r.receptive_field),
-                            "" if r.jump is None else _fmt_axes(r.jump)])
+                w.writerow(
+                    [
+                        r.name,
+                        r.type,
+                        r.kind,
+                        "x".join(map(str, r.output_shape)),
+                        r.params,
+                        r.trainable_params,
+                        r.activations,
+                        r.activation_bytes,
+                        r.macs,
+                        "" if r.receptive_field is None else _fmt_axes(r.receptive_field),
+                        "" if r.jump is None else _fmt_axes(r.jump),
+                    ]
+                )
             return buf.getvalue()
         summary = [
-            f"model {self.model}, input {self.batch_size}x" + "x".join(map(str, self.input_size))
+            f"model {self.model}, input {self.batch_size}x"
+            + "x".join(map(str, self.input_size))
             + f", {self.dtype}, {self.mode} mode",
             f"params {t['params']:,} (trainable {t['trainable_params']:,}), "
             f"MACs {t['macs']:,} = {si(t['macs'])}MAC, FLOPs {si(t['flops'])}FLOP",
@@ -108,12 +151,17 @@ class Analysis:
         ]
         kinds = self.breakdown()
         total_p, total_m = max(t["params"], 1), max(t["macs"], 1)
-        split = ", ".join(f"{k} {100 * v['params'] / total_p:.1f}% params / {100 * v['macs'] / total_m:.1f}% MACs"
-                          for k, v in kinds.items() if v["params"] or v["macs"])
+        split = ", ".join(
+            f"{k} {100 * v['params'] / total_p:.1f}% params / {100 * v['macs'] / total_m:.1f}% MACs"
+            for k, v in kinds.items()
+            if v["params"] or v["macs"]
+        )
         summary.append("by kind: " + split)
         if t.get("unused_params"):
-            summary.append(f"not run in {self.mode} mode: {t['unused_params']:,} params "
-                           f"({100 * t['unused_params'] / total_p:.1f}%) in {', '.join(self.unused)}")
+            summary.append(
+                f"not run in {self.mode} mode: {t['unused_params']:,} params "
+                f"({100 * t['unused_params'] / total_p:.1f}%) in {', '.join(self.unused)}"
+            )
         if fmt == "markdown":
             lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
             lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -122,8 +170,10 @@ class Analysis:
             raise ValueError(f"format must be text, markdown or csv, got {fmt!r}")
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(self.HEADER)]
         right = {3, 4, 5, 6, 7}
+
         def line(cells):
             return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
         out = [line(self.HEADER), line(["-" * w for w in widths])] + [line(r) for r in rows]
         return "\n".join(out) + "\n\n" + "\n".join(summary) + "\n"
 

@@ -14,17 +14,57 @@ from .result import KINDS, LayerRow
 
 _CONV = {"conv1d", "conv2d", "conv3d"}
 _CONV_T = {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
-_FC = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "cdist", "bilinear",
-       "scaled_dot_product_attention", "multi_head_attention_forward"}
+_FC = {
+    "linear",
+    "matmul",
+    "mm",
+    "bmm",
+    "addmm",
+    "baddbmm",
+    "einsum",
+    "cdist",
+    "bilinear",
+    "scaled_dot_product_attention",
+    "multi_head_attention_forward",
+}
 _NORM = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"}
-_POOL = {"max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-         "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-         "adaptive_max_pool2d", "adaptive_max_pool3d", "max_pool2d_with_indices"}
+_POOL = {
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "max_pool2d_with_indices",
+}
 _SAME_SHAPE = {"batch_norm", "layer_norm", "group_norm", "instance_norm"}
 # functional ops that only re-describe memory: tracked for receptive fields, but not listed as rows
-_VIEWS = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose",
-          "t", "expand", "contiguous", "detach", "getitem", "narrow", "select", "split", "chunk", "unbind"}
-
+_VIEWS = {
+    "view",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "squeeze",
+    "unsqueeze",
+    "permute",
+    "transpose",
+    "t",
+    "expand",
+    "contiguous",
+    "detach",
+    "getitem",
+    "narrow",
+    "select",
+    "split",
+    "chunk",
+    "unbind",
+}
 
 
 def _kind_of(fname: str) -> str | None:
@@ -106,10 +146,15 @@ class Tracer(TorchFunctionMode):
                 macs = module.count_macs(tensors[0])
             elif isinstance(module, nn.RNNBase):
                 macs = rnn_macs(module, next(t for t in flat(acc["inputs"]) if isinstance(t, Tensor)))
-            row = LayerRow(name=self.prefix.get(module, ""), type=type(module).__name__,
-                           kind=acc["kind"] or module_kind(module), output_shape=tuple(tensors[0].shape),
-                           params=sum(p.numel() for p in new),
-                           trainable_params=sum(p.numel() for p in new if p.requires_grad), macs=macs)
+            row = LayerRow(
+                name=self.prefix.get(module, ""),
+                type=type(module).__name__,
+                kind=acc["kind"] or module_kind(module),
+                output_shape=tuple(tensors[0].shape),
+                params=sum(p.numel() for p in new),
+                trainable_params=sum(p.numel() for p in new if p.requires_grad),
+                macs=macs,
+            )
             inputs = [t for t in acc["inputs"] if isinstance(t, Tensor)]
             self._fill_output(row, output, inputs)
             set_geometry(row, acc["geometry"])
@@ -147,8 +192,13 @@ class Tracer(TorchFunctionMode):
                 acc["kind"], acc["geometry"] = kind, geometry
         elif name not in _VIEWS and isinstance(out, Tensor):
             owner = self.prefix.get(self.stack[-1], "") if self.stack else ""
-            row = LayerRow(name=f"{owner}.{name}" if owner else name, type=name, kind=kind or "other",
-                           output_shape=tuple(out.shape), macs=macs)
+            row = LayerRow(
+                name=f"{owner}.{name}" if owner else name,
+                type=name,
+                kind=kind or "other",
+                output_shape=tuple(out.shape),
+                macs=macs,
+            )
             self._fill_output(row, out, inputs)
             set_geometry(row, geometry)
             self.rows.append(row)
@@ -158,8 +208,9 @@ class Tracer(TorchFunctionMode):
         tensors = [t for t in flat([out]) if isinstance(t, Tensor)]
         row.activations = sum(t.numel() for t in tensors)
         in_storages = {t.untyped_storage()._cdata for t in inputs}
-        row.activation_bytes = sum(t.numel() * t.element_size() for t in tensors
-                                   if t.untyped_storage()._cdata not in in_storages)
+        row.activation_bytes = sum(
+            t.numel() * t.element_size() for t in tensors if t.untyped_storage()._cdata not in in_storages
+        )
         if tensors and id(tensors[0]) in self.info:
             rf, jump, _ = self.info[id(tensors[0])]
             row.receptive_field = None if rf is None else tuple(int(r) for r in rf)

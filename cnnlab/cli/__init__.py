@@ -13,12 +13,16 @@ from ..errors import CnnlabError
 from . import evaluation, experiments, export, style, training, transfer, zoo
 
 # errors of the place a file goes, not of the program: each with what to do
-PLACE_ERRORS = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
-                errno.EROFS: "choose another path", errno.EACCES: "check its permissions or choose another path",
-                errno.EPERM: "check its permissions or choose another path",
-                errno.EEXIST: "a file is in the way of a folder: choose another path",
-                errno.ENOTDIR: "a file is in the way of a folder: choose another path",
-                errno.EISDIR: "a folder is in the way of a file: choose another path"}
+PLACE_ERRORS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EROFS: "choose another path",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EEXIST: "a file is in the way of a folder: choose another path",
+    errno.ENOTDIR: "a file is in the way of a folder: choose another path",
+    errno.EISDIR: "a folder is in the way of a file: choose another path",
+}
 GROUPS = (zoo, training, evaluation, transfer, style, experiments, export)  # in the order `--help` lists them
 
 
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the place, not the program: a full disk, a forbidden or read-only folder
         if args.debug or e.errno not in PLACE_ERRORS:
             raise
-        print(f"cnnlab: error: {str(e.filename) + ': ' if e.filename else ''}{e.strerror.lower()}; "
-              f"{PLACE_ERRORS[e.errno]}", file=sys.stderr)
+        print(
+            f"cnnlab: error: {str(e.filename) + ': ' if e.filename else ''}{e.strerror.lower()}; "
+            f"{PLACE_ERRORS[e.errno]}",
+            file=sys.stderr,
+        )
         return 2

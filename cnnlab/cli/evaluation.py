@@ -23,13 +23,20 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate runs on a test split: accuracy, per-class accuracy, confusion")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or .safetensors files; several: ensemble")
     p.add_argument("--dataset", type=checked(dataset_name), help="default: the run's")
-    p.add_argument("--tta", choices=TTA, default="none",
-                   help="test-time augmentation: mirror images; 4 corner + centre crops and their mirrors "
-                        "(AlexNet); or GoogLeNet's crops at 4 scales (48 views)")
+    p.add_argument(
+        "--tta",
+        choices=TTA,
+        default="none",
+        help="test-time augmentation: mirror images; 4 corner + centre crops and their mirrors "
+        "(AlexNet); or GoogLeNet's crops at 4 scales (48 views)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--out", help="where confusion.csv/png go (default: the run directory)")
-    p.add_argument("--test-per-class", type=positive_int,
-                   help="the first N test images of each class only (a quick check; default: all)")
+    p.add_argument(
+        "--test-per-class",
+        type=positive_int,
+        help="the first N test images of each class only (a quick check; default: all)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_eval)
@@ -57,13 +64,16 @@ def output_folder(args: argparse.Namespace, run: str) -> Path | None:
 def cmd_eval(args: argparse.Namespace) -> int:
     if is_segmentation(args.dataset or read_config(args.runs[0])["dataset"]):
         if args.test_per_class:
-            raise CnnlabError("--test-per-class picks images of a class; a segmentation dataset has every class "
-                              "in every image")
+            raise CnnlabError(
+                "--test-per-class picks images of a class; a segmentation dataset has every class in every image"
+            )
         return eval_segmentation(args)
     if args.tta != "none" and (mirrored := unmirrored(args.runs)):  # every test-time augmentation mirrors
-        print(f"cnnlab: note: {', '.join(map(str, mirrored))} trained without flipped images; --tta {args.tta} "
-              "averages in mirror images, which can hurt where mirroring changes the class (digits, letters)",
-              file=sys.stderr)
+        print(
+            f"cnnlab: note: {', '.join(map(str, mirrored))} trained without flipped images; --tta {args.tta} "
+            "averages in mirror images, which can hurt where mirroring changes the class (digits, letters)",
+            file=sys.stderr,
+        )
     result = evaluate_runs(args.runs, args.dataset, args.tta, args.data_dir, args.device, args.test_per_class)
     out = output_folder(args, args.runs[0])
     files = write_confusion(result, out) if out else []
@@ -75,9 +85,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     what = "ensemble of " + ", ".join(args.runs) if len(args.runs) > 1 else args.runs[0]
     print(f"{what} on {result['dataset']} test ({result['images']:,} images, tta {result['tta']})")
-    print(f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}% (error {100 * result['top1_error']:.2f}%)"
-          + (f"  top-5 {100 * result['top5']:.2f}% (error {100 * result['top5_error']:.2f}%)"
-             if len(result["per_class"]) > 5 else ""))  # of 5 classes or fewer, top-5 is 100 % by definition
+    print(
+        f"loss {result['loss']:.4f}  top-1 {100 * result['top1']:.2f}% (error {100 * result['top1_error']:.2f}%)"
+        + (
+            f"  top-5 {100 * result['top5']:.2f}% (error {100 * result['top5_error']:.2f}%)"
+            if len(result["per_class"]) > 5
+            else ""
+        )
+    )  # of 5 classes or fewer, top-5 is 100 % by definition
     width = max(len(c) for c in result["per_class"])
     for name, acc in result["per_class"].items():
         print(f"  {name.ljust(width)}  {100 * acc:6.2f}%")
@@ -89,14 +104,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def eval_segmentation(args: argparse.Namespace) -> int:
     if len(args.runs) > 1 or args.tta != "none":
         raise CnnlabError("segmentation runs are evaluated one at a time, without --tta")
-    result = evaluate_segmentation_run(args.runs[0], args.dataset, args.data_dir, args.device,
-                                       output_folder(args, args.runs[0]))
+    result = evaluate_segmentation_run(
+        args.runs[0], args.dataset, args.data_dir, args.device, output_folder(args, args.runs[0])
+    )
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return 0
     print(f"{args.runs[0]} on {result['dataset']} test ({result['images']:,} images)")
-    print(f"pixel accuracy {100 * result['pixel_accuracy']:.2f}%  mean accuracy {100 * result['mean_accuracy']:.2f}%  "
-          f"mean IoU {100 * result['miou']:.2f}%")
+    print(
+        f"pixel accuracy {100 * result['pixel_accuracy']:.2f}%  mean accuracy {100 * result['mean_accuracy']:.2f}%  "
+        f"mean IoU {100 * result['miou']:.2f}%"
+    )
     width = max(len(c) for c in result["iou"])
     for name, iou in result["iou"].items():
         print(f"  {name.ljust(width)}  IoU " + (f"{100 * iou:6.2f}%" if iou is not None else "     -"))

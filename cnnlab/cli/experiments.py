@@ -13,8 +13,12 @@ def register(sub) -> None:
     p = sub.add_parser("experiment", help="run one of the lectures' claims as a controlled experiment")
     p.add_argument("name", nargs="?", help="the experiment (see --list), or all")
     p.add_argument("--list", action="store_true", help="list the experiments and their claims")
-    p.add_argument("--scale", choices=("small", "full"), default="small",
-                   help="small: minutes on a CPU, on data subsets; full: the paper's setting (a GPU)")
+    p.add_argument(
+        "--scale",
+        choices=("small", "full"),
+        default="small",
+        help="small: minutes on a CPU, on data subsets; full: the paper's setting (a GPU)",
+    )
     p.add_argument("--seeds", type=positive_int, default=1, help="runs per arm (mean +- std in the report)")
     p.add_argument("--out", help="report folder (default runs/experiments/NAME; for all: the parent folder)")
     p.add_argument("--gallery", metavar="PAGE.md", help="also write a Markdown page of every report found beside it")
@@ -33,7 +37,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         if args.gallery:
             print(f"wrote {write_gallery(root, Path(args.gallery))}")
         return 0
-    run_experiment(args.name, args.scale, args.seeds, args.out)
+    out = Path(args.out or Path("runs") / "experiments" / args.name)
+    run_experiment(args.name, args.scale, args.seeds, out)
     if args.gallery:
-        print(f"wrote {write_gallery(Path(args.out or Path('runs') / 'experiments' / args.name).parent, Path(args.gallery))}")
+        print(f"wrote {write_gallery(out.parent, Path(args.gallery))}")
     return 0

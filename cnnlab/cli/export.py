@@ -19,6 +19,8 @@ def register(sub) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     r = export(args.source, args.format, args.output, weights=args.weights)
     check = f"; outputs match PyTorch within {r['max_abs_diff']:.1e}" if "max_abs_diff" in r else ""
-    print(f"wrote {r['file']} ({r['format']}, {r['bytes']:,} bytes, {r['model']}, input (N, "
-          f"{', '.join(map(str, r['input_size']))})){check}")
+    print(
+        f"wrote {r['file']} ({r['format']}, {r['bytes']:,} bytes, {r['model']}, input (N, "
+        f"{', '.join(map(str, r['input_size']))})){check}"
+    )
     return 0

@@ -29,6 +29,7 @@ def parse_size(text: str) -> tuple[int, ...]:
 def number(kind: type, least: float | None = None, spec: dict | None = None):
     """An argparse type: a whole number (`kind` int) or a number, at least `least` or within a
     setting's declared range (`spec`), else one line saying what was wrong."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -40,6 +41,7 @@ def number(kind: type, least: float | None = None, spec: dict | None = None):
         if spec is not None and (problem := rule_broken(spec, value)):
             raise argparse.ArgumentTypeError(problem.replace(f"got {value}", f"got {text}"))
         return value
+
     return parse
 
 
@@ -61,11 +63,13 @@ def key_value(text: str) -> tuple[str, object]:
 
 def checked(parse):
     """An argparse type from a library parser: its CnnlabError or ValueError as a usage error."""
+
     def wrapped(text: str):
         try:
             return parse(text)
         except (CnnlabError, ValueError) as e:
             raise argparse.ArgumentTypeError(str(e)) from None
+
     return wrapped
 
 

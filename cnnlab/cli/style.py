@@ -9,8 +9,16 @@ import torch
 
 from ..device import pick_device
 from ..errors import CnnlabError
-from ..style import (CONTENT_LAYER, STYLE_LAYERS, default_preprocess, default_style_weight, read_image, save_image,
-                     stylize, vgg_features)
+from ..style import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    default_preprocess,
+    default_style_weight,
+    read_image,
+    save_image,
+    stylize,
+    vgg_features,
+)
 from .options import non_negative_float, positive_float, positive_int
 
 
@@ -21,8 +29,11 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the picture to write (.png or .jpg)")
     p.add_argument("--size", type=positive_int, help="longer side in pixels (default 512 on CUDA, 256 on the CPU)")
     p.add_argument("--content-weight", type=non_negative_float, default=1.0, help="alpha")
-    p.add_argument("--style-weight", type=non_negative_float,
-                   help="beta (default 1e3 for trained weights, the paper's alpha/beta = 1e-3; 1e10 for random)")
+    p.add_argument(
+        "--style-weight",
+        type=non_negative_float,
+        help="beta (default 1e3 for trained weights, the paper's alpha/beta = 1e-3; 1e10 for random)",
+    )
     p.add_argument("--tv-weight", type=non_negative_float, default=0.0, help="total-variation smoothing")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--steps", type=positive_int, default=150, help="L-BFGS iterations or Adam steps")
@@ -31,13 +42,24 @@ def register(sub) -> None:
     p.add_argument("--style-layers", help="comma-separated (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     p.add_argument("--content-layer", help="default relu4_2")
     p.add_argument("--features", default="vgg19", help="the VGG whose feature maps are used")
-    p.add_argument("--weights", default="auto",
-                   help="auto (ImageNet if obtainable, else random), imagenet, random, a weights file or a run")
-    p.add_argument("--preprocess", choices=("auto", "torchvision", "caffe"), default="auto",
-                   help="the input the weights expect: torchvision (RGB, standardised) or caffe (BGR 0-255 "
-                        "minus the mean pixel); auto: caffe for files with caffe in their name")
-    p.add_argument("--pool", choices=("max", "avg"), default="avg",
-                   help="the paper's average pooling (default) or the network's max pooling")
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="auto (ImageNet if obtainable, else random), imagenet, random, a weights file or a run",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=("auto", "torchvision", "caffe"),
+        default="auto",
+        help="the input the weights expect: torchvision (RGB, standardised) or caffe (BGR 0-255 "
+        "minus the mean pixel); auto: caffe for files with caffe in their name",
+    )
+    p.add_argument(
+        "--pool",
+        choices=("max", "avg"),
+        default="avg",
+        help="the paper's average pooling (default) or the network's max pooling",
+    )
     p.add_argument("--snapshot-every", type=positive_int, default=0, help="also write OUT-<step> every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -54,17 +76,39 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     features, used = vgg_features(args.features, args.weights, args.seed, log=print)
     preprocess = default_preprocess(used) if args.preprocess == "auto" else args.preprocess
     style_weight = args.style_weight if args.style_weight is not None else default_style_weight(used)
-    print(f"stylize: {args.features} ({used} weights, {preprocess} input), {tuple(content.shape[2:])} px, "
-          f"{args.optimizer} {args.steps} steps, alpha {args.content_weight}, beta {style_weight}")
+    print(
+        f"stylize: {args.features} ({used} weights, {preprocess} input), {tuple(content.shape[2:])} px, "
+        f"{args.optimizer} {args.steps} steps, alpha {args.content_weight}, beta {style_weight}"
+    )
     torch.manual_seed(args.seed)
-    snapshot = (lambda step, x: save_image(x, out.with_name(f"{out.stem}-{step:04d}{out.suffix}"))) \
-        if args.snapshot_every else None
+    snapshot = (
+        (lambda step, x: save_image(x, out.with_name(f"{out.stem}-{step:04d}{out.suffix}")))
+        if args.snapshot_every
+        else None
+    )
     image, history = stylize(
-        content, style, features, preprocess, args.content_weight, style_weight, args.tv_weight,
-        args.style_layers.split(",") if args.style_layers else STYLE_LAYERS, args.content_layer or CONTENT_LAYER,
-        args.optimizer, args.steps, args.lr, args.init, args.pool, args.seed, snapshot, args.snapshot_every)
+        content,
+        style,
+        features,
+        preprocess,
+        args.content_weight,
+        style_weight,
+        args.tv_weight,
+        args.style_layers.split(",") if args.style_layers else STYLE_LAYERS,
+        args.content_layer or CONTENT_LAYER,
+        args.optimizer,
+        args.steps,
+        args.lr,
+        args.init,
+        args.pool,
+        args.seed,
+        snapshot,
+        args.snapshot_every,
+    )
     save_image(image, out)
     first, last = history[0], history[-1]
-    print(f"wrote {out}: loss {first['loss']:.4g} -> {last['loss']:.4g} (style {first['style']:.3g} -> "
-          f"{last['style']:.3g}, content {last['content']:.3g}) in {last['time']:.0f}s")
+    print(
+        f"wrote {out}: loss {first['loss']:.4g} -> {last['loss']:.4g} (style {first['style']:.3g} -> "
+        f"{last['style']:.3g}, content {last['content']:.3g}) in {last['time']:.0f}s"
+    )
     return 0

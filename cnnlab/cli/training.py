@@ -28,15 +28,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     get_model_info(args.model)  # unknown names fail before any data is read
     cfg = configure(args.model, given_settings(args), args.config)
     if args.command == "finetune" and not cfg.weights:
-        raise CnnlabError("finetune starts from trained weights: give --weights imagenet, a weights file or a "
-                          "cnnlab run (`cnnlab train` trains from scratch)")
+        raise CnnlabError(
+            "finetune starts from trained weights: give --weights imagenet, a weights file or a "
+            "cnnlab run (`cnnlab train` trains from scratch)"
+        )
     cfg.check()  # settings that cannot work, and a run that would be replaced, before anything is printed
     refuse_existing_run(cfg)
     created = prepare_folder(cfg.out) if cfg.out else False
     lead = os.environ.get("RANK", "0") == "0"  # in a torchrun job the first process speaks for all
     if lead:
-        print(f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
-              f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else ""))
+        print(
+            f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
+            f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else "")
+        )
     try:
         result = train(cfg)
     except BaseException:
@@ -45,8 +49,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     t = result["test"]
     if lead:
-        print(f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%" if "miou" in t
-              else f"test top-1 {100 * t['top1']:.2f}%" + (f", top-5 {100 * t['top5']:.2f}%"
-                                                             if result["num_classes"] > 5 else "") if "top1" in t
-              else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)")
+        print(
+            f"test pixel accuracy {100 * t['top1']:.2f}%, mean IoU {100 * t['miou']:.2f}%"
+            if "miou" in t
+            else f"test top-1 {100 * t['top1']:.2f}%"
+            + (f", top-5 {100 * t['top5']:.2f}%" if result["num_classes"] > 5 else "")
+            if "top1" in t
+            else f"test RMSE {t['rmse']:.4f}, MAE {t['mae']:.4f} (in the target's units)"
+        )
     return 0

@@ -21,8 +21,11 @@ def register(sub) -> None:
     p.add_argument("name", help="a model name from `cnnlab models`, or a run directory (its model)")
     analysis_options(p)
     p.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
-                   help="also estimate the memory of a training step with this optimiser")
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"),
+        help="also estimate the memory of a training step with this optimiser",
+    )
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="side-by-side totals of several models")
@@ -41,8 +44,9 @@ def register(sub) -> None:
     kind.add_argument("--transposed", action="store_true", help="transposed convolution")
     rounding = p.add_mutually_exclusive_group()
     rounding.add_argument("--ceil", action="store_true", help="pooling with ceil rounding (Caffe, ceil_mode=True)")
-    rounding.add_argument("--floor", action="store_true",
-                          help="round a size that does not fit down, as PyTorch does (default: an error)")
+    rounding.add_argument(
+        "--floor", action="store_true", help="round a size that does not fit down, as PyTorch does (default: an error)"
+    )
     p.add_argument("--output-padding", type=non_negative_int, default=0)
     p.set_defaults(func=cmd_conv_size)
 
@@ -52,8 +56,13 @@ def analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="batch size (default 1)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--mode", choices=("eval", "train"), default="eval")
-    p.add_argument("--model-kwargs", nargs="+", type=key_value, metavar="KEY=VALUE",
-                   help="arguments of the model's builder, e.g. width=0.25 (values are JSON or text)")
+    p.add_argument(
+        "--model-kwargs",
+        nargs="+",
+        type=key_value,
+        metavar="KEY=VALUE",
+        help="arguments of the model's builder, e.g. width=0.25 (values are JSON or text)",
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -63,8 +72,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [("name", "params", "input", "classes", "year", "description")]
     for name in names:
         info = get_model_info(name)
-        rows.append((name, f"{count_params(name):,}", "x".join(map(str, info.input_size)),
-                     str(info.num_classes), str(info.year), info.description))
+        rows.append(
+            (
+                name,
+                f"{count_params(name):,}",
+                "x".join(map(str, info.input_size)),
+                str(info.num_classes),
+                str(info.year),
+                info.description,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         cells = [c.rjust(w) if i in (1, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
@@ -92,12 +109,20 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     rows = [("model", "input", "params", "MACs", "FLOPs", "activations", "act. memory", "depth")]
     for name in args.names:
-        a = analyze(*build_for_analysis(name, args.model_kwargs, args.input), args.batch, DTYPES[args.dtype],
-                    args.mode)
+        a = analyze(*build_for_analysis(name, args.model_kwargs, args.input), args.batch, DTYPES[args.dtype], args.mode)
         t = a.totals
-        rows.append((name, "x".join(map(str, a.input_size)), f"{t['params']:,}", f"{si(t['macs'])}MAC",
-                     f"{si(t['flops'])}FLOP", f"{t['activations']:,}", f"{si(t['activation_bytes'], 1024)}B",
-                     str(t["depth"])))
+        rows.append(
+            (
+                name,
+                "x".join(map(str, a.input_size)),
+                f"{t['params']:,}",
+                f"{si(t['macs'])}MAC",
+                f"{si(t['flops'])}FLOP",
+                f"{t['activations']:,}",
+                f"{si(t['activation_bytes'], 1024)}B",
+                str(t["depth"]),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())

@@ -27,8 +27,13 @@ AUGMENTATIONS = ("crop", "translate", "flip", "rotate", "jitter", "noise", "scal
 ROTATE_DEGREES = 15  # "rotate": uniform in +-15 degrees
 
 
-def augment_pixels(x: Tensor, y: Tensor, augment: tuple[str, ...], generator: torch.Generator | None,
-                   pca: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+def augment_pixels(
+    x: Tensor,
+    y: Tensor,
+    augment: tuple[str, ...],
+    generator: torch.Generator | None,
+    pca: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
     """Every augmentation of `augment` that works on 0-1 pixels, on images `x` (N, C, H, W) and
     their labels or masks `y`; `pca` is (eigenvalues, eigenvectors) of the RGB covariance."""
     n, c, h, w = x.shape
@@ -93,8 +98,9 @@ def shift(x: Tensor, y: Tensor, pad: int, generator: torch.Generator | None) -> 
     cols = dx + torch.arange(w, device=dev).view(1, 1, 1, w)
     x = padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1), rows, cols]
     if y.ndim == 3:
-        y = F.pad(y, (pad, pad, pad, pad), value=IGNORE)[torch.arange(n, device=dev).view(n, 1, 1), rows[:, 0],
-                                                        cols[:, 0]]
+        y = F.pad(y, (pad, pad, pad, pad), value=IGNORE)[
+            torch.arange(n, device=dev).view(n, 1, 1), rows[:, 0], cols[:, 0]
+        ]
     return x, y
 
 
@@ -136,6 +142,10 @@ def cutout(x: Tensor, generator: torch.Generator | None) -> Tensor:
     cy = torch.randint(0, h, (n, 1, 1), device=dev, generator=generator)
     cx = torch.randint(0, w, (n, 1, 1), device=dev, generator=generator)
     rows, cols = torch.arange(h, device=dev).view(1, h, 1), torch.arange(w, device=dev).view(1, 1, w)
-    hole = ((rows >= cy - side // 2) & (rows < cy - side // 2 + side)
-            & (cols >= cx - side // 2) & (cols < cx - side // 2 + side))
+    hole = (
+        (rows >= cy - side // 2)
+        & (rows < cy - side // 2 + side)
+        & (cols >= cx - side // 2)
+        & (cols < cx - side // 2 + side)
+    )
     return x.masked_fill(hole.unsqueeze(1), 0.0)

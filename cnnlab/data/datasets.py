@@ -59,32 +59,62 @@ IDX_FILES = {
     },
 }
 DOWNLOADS = {
-    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    }),
-    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    }),
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
 }
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 
 # The official binary versions (no pickle): (url, md5 of the archive, folder inside it,
 # training members, test member, label bytes per record, index of the label we use).
 CIFAR_BINARY = {
-    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
-                "cifar-10-batches-bin", [f"data_batch_{i}.bin" for i in range(1, 6)], "test_batch.bin", 1, 0),
-    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
-                 "cifar-100-binary", ["train.bin"], "test.bin", 2, 1),
+    "cifar10": (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+        "c32a1d4ab5d03f1284b67883e8d87530",
+        "cifar-10-batches-bin",
+        [f"data_batch_{i}.bin" for i in range(1, 6)],
+        "test_batch.bin",
+        1,
+        0,
+    ),
+    "cifar100": (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+        "03b5dce01913d631647c71ecec9e9cb8",
+        "cifar-100-binary",
+        ["train.bin"],
+        "test.bin",
+        2,
+        1,
+    ),
 }
 
 
@@ -105,17 +135,21 @@ def read_idx(path: Path, magic: int, expected_md5: str | None = None) -> np.ndar
     except (OSError, EOFError, zlib.error) as e:
         raise DatasetError(f"{path}: cannot be read ({e}); delete it to download it again") from None
     if expected_md5 and hashlib.md5(raw).hexdigest() != expected_md5:
-        raise DatasetError(f"{path}: content checksum mismatch (expected md5 {expected_md5}); the file is "
-                           "corrupt or not the official one")
+        raise DatasetError(
+            f"{path}: content checksum mismatch (expected md5 {expected_md5}); the file is "
+            "corrupt or not the official one"
+        )
     if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
         found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
         raise DatasetError(f"{path}: not an IDX file with magic number {magic} (found {found})")
     ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if len(raw) != offset + int(np.prod(dims)):
-        raise DatasetError(f"{path}: header says {'x'.join(map(str, dims))} values but the file holds "
-                           f"{len(raw) - offset} bytes of data (truncated?)")
+        raise DatasetError(
+            f"{path}: header says {'x'.join(map(str, dims))} values but the file holds "
+            f"{len(raw) - offset} bytes of data (truncated?)"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -134,8 +168,10 @@ def download(url: str, dest: Path, md5: str) -> None:
         except OSError as e:
             os.unlink(tmp.name)
             if problem := write_problem(e):
-                raise DatasetError(f"cannot save {url} in {dest.parent}: {problem}; free some space or choose "
-                                   "another data folder (--data-dir or CNNLAB_DATA)") from None
+                raise DatasetError(
+                    f"cannot save {url} in {dest.parent}: {problem}; free some space or choose "
+                    "another data folder (--data-dir or CNNLAB_DATA)"
+                ) from None
             raise DatasetError(f"cannot download {url}: {e}") from None
         except BaseException:  # Ctrl-C: nothing half-written stays behind
             os.unlink(tmp.name)
@@ -154,8 +190,7 @@ def load_idx_dataset(name: str, train: bool, root: Path, download_missing: bool 
     for f in (images_file, labels_file):
         if not f.exists():
             if not download_missing:
-                raise DatasetError(f"{name}: {f} is missing; put the official files in {folder} "
-                                   "or allow downloading")
+                raise DatasetError(f"{name}: {f} is missing; put the official files in {folder} or allow downloading")
             base, md5s = DOWNLOADS[name]
             try:
                 download(base + f.name, f, md5s[f.name])
@@ -181,8 +216,10 @@ def load_cifar10_zip(path: Path, train: bool) -> Split:
             if train and "train_order.txt" in z.namelist():
                 names = z.read("train_order.txt").decode().split()
             else:
-                names = sorted((n for n in z.namelist() if n.startswith(split + "/") and n.endswith(".jpg")),
-                               key=lambda n: (CIFAR10_CLASSES.index(n.split("/")[1]), n))
+                names = sorted(
+                    (n for n in z.namelist() if n.startswith(split + "/") and n.endswith(".jpg")),
+                    key=lambda n: (CIFAR10_CLASSES.index(n.split("/")[1]), n),
+                )
             images = np.empty((len(names), 32, 32, 3), dtype=np.uint8)
             labels = np.empty(len(names), dtype=np.int64)
             for i, n in enumerate(names):
@@ -192,8 +229,7 @@ def load_cifar10_zip(path: Path, train: bool) -> Split:
         raise DatasetError(f"{path}: not a readable CIFAR-10 zip ({type(e).__name__}: {e})") from None
     if not len(names):
         raise DatasetError(f"{path}: no {split}/<class>/*.jpg images in it")
-    return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels),
-                 CIFAR10_CLASSES)
+    return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), CIFAR10_CLASSES)
 
 
 def cache_dir() -> Path:
@@ -212,14 +248,18 @@ def load_cifar_binary(name: str, archive: Path, train: bool) -> Split:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             chunks = []
-            for member in (train_members if train else [test_member]):
+            for member in train_members if train else [test_member]:
                 f = tar.extractfile(f"{folder}/{member}")
                 chunks.append(f.read())
-            classes = tuple(line.strip() for line in tar.extractfile(f"{folder}/{names_file}").read().decode()
-                            .splitlines() if line.strip())
+            classes = tuple(
+                line.strip()
+                for line in tar.extractfile(f"{folder}/{names_file}").read().decode().splitlines()
+                if line.strip()
+            )
     except (OSError, EOFError, KeyError, tarfile.TarError, AttributeError) as e:
-        raise DatasetError(f"{archive}: not a readable {name} binary archive ({e}); delete it to download "
-                           "it again") from None
+        raise DatasetError(
+            f"{archive}: not a readable {name} binary archive ({e}); delete it to download it again"
+        ) from None
     raw = b"".join(chunks)
     if len(raw) % record:
         raise DatasetError(f"{archive}: {len(raw)} bytes is not a whole number of {record}-byte records")
@@ -247,23 +287,29 @@ def held_out(labels: Tensor, fraction: float) -> Tensor:
     time), keeping at least one of each class for training; for segmentation masks or a table's
     rows, the last round(fraction x N) examples."""
     mask = torch.zeros(len(labels), dtype=torch.bool)
-    groups = ([(labels == c).nonzero().flatten() for c in labels.unique()] if labels.ndim == 1
-              and not labels.is_floating_point() else [torch.arange(len(labels))])
+    groups = (
+        [(labels == c).nonzero().flatten() for c in labels.unique()]
+        if labels.ndim == 1 and not labels.is_floating_point()
+        else [torch.arange(len(labels))]
+    )
     for idx in groups:
         k = min(len(idx) - 1, max(1, round(fraction * len(idx)))) if len(idx) > 1 else 0
-        mask[idx[len(idx) - k:]] = True
+        mask[idx[len(idx) - k :]] = True
     return mask
 
 
 def split_off(split: Split, fraction: float) -> tuple[Split, Split]:
     """(training part, validation part) of a training split, by `held_out`."""
     mask = held_out(split.labels, fraction)
-    return (Split(split.images[~mask], split.labels[~mask], split.classes),
-            Split(split.images[mask], split.labels[mask], split.classes))
+    return (
+        Split(split.images[~mask], split.labels[~mask], split.classes),
+        Split(split.images[mask], split.labels[mask], split.classes),
+    )
 
 
-def pick(classes: tuple[str, ...], labels: Tensor, names: tuple[str, ...], per_class: int | None,
-         where: str) -> tuple[Tensor, Tensor]:
+def pick(
+    classes: tuple[str, ...], labels: Tensor, names: tuple[str, ...], per_class: int | None, where: str
+) -> tuple[Tensor, Tensor]:
     """The indices (in the dataset's order) of the first `per_class` examples of each class in
     `names` (all if None), and their labels renumbered in the order of `names`."""
     unknown = [c for c in names if c not in classes]
@@ -315,8 +361,11 @@ def _from_disk_cache(source: Path, key: str, build) -> Split:
             Path(tmp).write_bytes(buffer.getbuffer())
     except OSError as e:
         why = getattr(e, "problem", None) or getattr(e, "strerror", None) or str(e).splitlines()[0]
-        print(f"cnnlab: note: the decoded {key} was not cached in {cache.parent} ({why}); "
-              "it will be decoded again next time", file=sys.stderr)
+        print(
+            f"cnnlab: note: the decoded {key} was not cached in {cache.parent} ({why}); "
+            "it will be decoded again next time",
+            file=sys.stderr,
+        )
     return split
 
 
@@ -328,8 +377,9 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
         images, labels = Path(f"{prefix}-images-idx3-ubyte.gz"), Path(f"{prefix}-labels-idx1-ubyte.gz")
         if images.exists() and labels.exists():
             st = labels.stat()  # the labels file is part of the key too
-            return _in_memory(images, f"{name}-idx-{st.st_size}-{st.st_mtime_ns}",
-                              lambda: load_idx_dataset(name, train, root))
+            return _in_memory(
+                images, f"{name}-idx-{st.st_size}-{st.st_mtime_ns}", lambda: load_idx_dataset(name, train, root)
+            )
         return load_idx_dataset(name, train, root)
     split = "train" if train else "test"
     if name in CIFAR_BINARY:
@@ -342,10 +392,14 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
             try:
                 download(url, archive, md5)
             except DatasetError as e:
-                raise DatasetError(f"{name}: {archive} is missing and {e}; put the official binary archive "
-                                   "there") from None
+                raise DatasetError(
+                    f"{name}: {archive} is missing and {e}; put the official binary archive there"
+                ) from None
         return cached_split(archive, f"{name}-{split}", lambda: load_cifar_binary(name, archive, train))
     import difflib
+
     close = difflib.get_close_matches(name, DATASETS, n=3)
-    raise DatasetError(f"unknown dataset {name!r}" + (f"; closest: {', '.join(close)}" if close else
-                                                        f"; choose from {', '.join(DATASETS)}"))
+    raise DatasetError(
+        f"unknown dataset {name!r}"
+        + (f"; closest: {', '.join(close)}" if close else f"; choose from {', '.join(DATASETS)}")
+    )

@@ -49,7 +49,7 @@ class ImageFolder(torch.utils.data.Dataset):
         test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
         if "train" in split_dirs and test_dir:
             prefix = "train/" if train else f"{test_dir}/"
-            names = [n[len(prefix):] for n in names if n.startswith(prefix)]
+            names = [n[len(prefix) :] for n in names if n.startswith(prefix)]
             self.prefix = prefix
         else:
             names = [n for n in names if (int(hashlib.md5(n.encode()).hexdigest(), 16) % 10 != 0) == train]
@@ -57,15 +57,19 @@ class ImageFolder(torch.utils.data.Dataset):
         names = [n for n in names if n.count("/") == 1]
         self.classes = tuple(sorted({n.split("/")[0] for n in names}))
         if not self.classes:
-            raise DatasetError(f"{self.root}: no images in class sub-folders (ROOT/<class>/<image> or "
-                               "ROOT/train/<class>/<image>)")
+            raise DatasetError(
+                f"{self.root}: no images in class sub-folders (ROOT/<class>/<image> or ROOT/train/<class>/<image>)"
+            )
         self.samples = sorted((n, self.classes.index(n.split("/")[0])) for n in names)
         self.labels = torch.tensor([label for _, label in self.samples])
 
     def _list(self) -> list[str]:
         if self.root.is_dir():
-            return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                          if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            return sorted(
+                p.relative_to(self.root).as_posix()
+                for p in self.root.rglob("*")
+                if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            )
         if zipfile.is_zipfile(self.root):
             with zipfile.ZipFile(self.root) as z:
                 return sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_EXTENSIONS))
@@ -101,7 +105,7 @@ class ImageFolder(torch.utils.data.Dataset):
     def __getstate__(self):  # zip handles do not cross process boundaries
         return {**self.__dict__, "_zip": None}
 
-    def split_off(self, fraction: float) -> "ImageFolder":
+    def split_off(self, fraction: float) -> ImageFolder:
         """Move a validation split of `fraction` (`held_out`) out of these images; return it."""
         mask = held_out(self.labels, fraction)
         val, held = copy.copy(self), mask.tolist()
@@ -109,7 +113,7 @@ class ImageFolder(torch.utils.data.Dataset):
         self.samples, self.labels = [s for s, m in zip(self.samples, held) if not m], self.labels[~mask]
         return val
 
-    def select(self, classes=(), per_class: int | None = None) -> "ImageFolder":
+    def select(self, classes=(), per_class: int | None = None) -> ImageFolder:
         """Keep the images of `classes` (names, in that order, relabelled 0..k-1; all if empty), at
         most the first `per_class` of each class in file-name order, as `subset` does for a Split."""
         names = tuple(classes) or self.classes
@@ -117,8 +121,6 @@ class ImageFolder(torch.utils.data.Dataset):
         self.classes, self.labels = names, labels
         self.samples = [(self.samples[i][0], label) for i, label in zip(idx.tolist(), labels.tolist())]
         return self
-
-
 
 
 def collate_readable(batch: list) -> tuple[Tensor | None, Tensor, list[str]]:

@@ -57,8 +57,10 @@ class DeviceData:
         """ZCA whitening W = U (S + eps)^-1/2 U^T of the normalised training images."""
         if self.resize:
             h, w = self.images.shape[2:]
-            raise CnnlabError(f"ZCA whitening needs the images at the model's input size; these {h}x{w} images "
-                              f"are resized up to {self.resize[0]}x{self.resize[1]} batch by batch; drop --whiten")
+            raise CnnlabError(
+                f"ZCA whitening needs the images at the model's input size; these {h}x{w} images "
+                f"are resized up to {self.resize[0]}x{self.resize[1]} batch by batch; drop --whiten"
+            )
         x = ((self._sample() - self.mean) / self.std).flatten(1).double()
         mu = x.mean(0)
         cov = (x - mu).T @ (x - mu) / len(x)
@@ -100,14 +102,28 @@ class FolderData:
     Unreadable files stop the run with their path (`on_bad_image="fail"`) or are left out of
     their batch with a logged line each (`"skip"`)."""
 
-    def __init__(self, root: str | ImageFolder, train: bool, size: tuple[int, ...], mean, std, batch_size: int,
-                 device: torch.device, workers: int | None = None, on_bad_image: str = "fail", log=print):
+    def __init__(
+        self,
+        root: str | ImageFolder,
+        train: bool,
+        size: tuple[int, ...],
+        mean,
+        std,
+        batch_size: int,
+        device: torch.device,
+        workers: int | None = None,
+        on_bad_image: str = "fail",
+        log=print,
+    ):
         from torchvision.transforms import v2
 
         h = size[1]
         grey = [v2.Grayscale(1)] if size[0] == 1 else []  # the ITU-R 601 luma, as PIL's "L"
-        steps = grey + [v2.RandomResizedCrop(size[1:], antialias=True), v2.RandomHorizontalFlip()] if train else \
-            grey + [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
+        steps = (
+            grey + [v2.RandomResizedCrop(size[1:], antialias=True), v2.RandomHorizontalFlip()]
+            if train
+            else grey + [v2.Resize(round(h * 256 / 224), antialias=True), v2.CenterCrop(size[1:])]
+        )
         tf = v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
         self.dataset = root if isinstance(root, ImageFolder) else ImageFolder(root, train)  # listed once
         self.dataset.transform, self.dataset.bad_images = tf, "return"
@@ -130,9 +146,15 @@ class FolderData:
         world, rank = (d.world, d.rank) if d else (1, 0)
         idx = (torch.arange(len(self)) if order is None else order.cpu())[rank::world]
         loader = torch.utils.data.DataLoader(
-            self.dataset, self.process_batch_size(world), sampler=idx.tolist(), num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", collate_fn=collate_readable,
-            generator=torch.Generator().manual_seed(seed), persistent_workers=False)
+            self.dataset,
+            self.process_batch_size(world),
+            sampler=idx.tolist(),
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            collate_fn=collate_readable,
+            generator=torch.Generator().manual_seed(seed),
+            persistent_workers=False,
+        )
         for x, y, bad in loader:
             for message in bad:
                 if self.on_bad_image == "fail":
@@ -144,12 +166,23 @@ class FolderData:
                 yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def make_data(dataset: str, train: bool, size, mean, std, device, data_dir=None, batch_size: int = 128,
-              classes=(), per_class: int | None = None, **folder_options):
+def make_data(
+    dataset: str,
+    train: bool,
+    size,
+    mean,
+    std,
+    device,
+    data_dir=None,
+    batch_size: int = 128,
+    classes=(),
+    per_class: int | None = None,
+    **folder_options,
+):
     """DeviceData for the small datasets, FolderData for `folder:PATH`: only `classes` (if given),
     at most the first `per_class` images of each."""
     if dataset.startswith("folder:"):
-        images = ImageFolder(dataset[len("folder:"):], train).select(classes, per_class)
+        images = ImageFolder(dataset[len("folder:") :], train).select(classes, per_class)
         return FolderData(images, train, size, mean, std, batch_size, device, **folder_options)
     split = subset(load_dataset(dataset, train=train, data_dir=data_dir), classes, per_class)
     return DeviceData(split, size, mean, std, device)
@@ -173,4 +206,4 @@ def eval_batches(data, batch_size: int | None = None, d: Dist = Dist()):
     batch_size = batch_size or eval_batch_size(data)
     idx = torch.arange(d.rank, len(data), d.world, device=data.labels.device)
     for start in range(0, len(idx), batch_size):
-        yield data.batch(idx[start:start + batch_size])
+        yield data.batch(idx[start : start + batch_size])

@@ -41,8 +41,12 @@ def adapt_images(images: Tensor, size: tuple[int, ...]) -> Tensor:
     elif c != size[0]:
         raise CnnlabError(f"the model takes {size[0]} channels but the images have {c}")
     if h > size[1] and w > size[2]:
-        images = F.interpolate(images.float(), size=tuple(size[1:]), mode="bilinear", antialias=True,
-                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        images = (
+            F.interpolate(images.float(), size=tuple(size[1:]), mode="bilinear", antialias=True, align_corners=False)
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
     return images
 
 

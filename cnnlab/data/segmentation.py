@@ -19,9 +19,29 @@ from .datasets import MNIST_CLASSES, Split, cached_split, data_root, load_datase
 IGNORE = 255
 SCENE_CLASSES = ("background", *MNIST_CLASSES)
 SCENES = {True: 10_000, False: 2_000}  # scenes per split
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
+VOC_CLASSES = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 SEGMENTATION_DATASETS = ("mnist-scenes", "voc:PATH")
 
 
@@ -43,8 +63,11 @@ def mnist_scenes(train: bool = True, count: int | None = None, size: int = 64, d
     if not source.exists():
         load_dataset("mnist", train=train, data_dir=data_dir)  # downloads it, or says where to put it
     key = f"mnist-scenes-v1-{'train' if train else 'test'}-{count}-{size}-{seed}"
-    return cached_split(source, key, lambda: _draw_scenes(load_dataset("mnist", train=train, data_dir=data_dir),
-                                                     train, count, size, seed))
+    return cached_split(
+        source,
+        key,
+        lambda: _draw_scenes(load_dataset("mnist", train=train, data_dir=data_dir), train, count, size, seed),
+    )
 
 
 def _draw_scenes(digits: Split, train: bool, count: int, size: int, seed: int) -> Split:
@@ -58,17 +81,22 @@ def _draw_scenes(digits: Split, train: bool, count: int, size: int, seed: int) -
         rng = np.random.default_rng([seed, int(train), i])
         canvas, mask = images[i, 0], masks[i]
         clutter = int(rng.integers(4, 9))
-        picks, corners, places = rng.integers(len(ink), size=clutter), rng.integers(4, 16, (clutter, 2)), \
-            rng.integers(0, size - 8, (clutter, 2))
+        picks, corners, places = (
+            rng.integers(len(ink), size=clutter),
+            rng.integers(4, 16, (clutter, 2)),
+            rng.integers(0, size - 8, (clutter, 2)),
+        )
         for j, (y, x), (py, px) in zip(picks, corners, places):
-            np.maximum(canvas[py:py + 8, px:px + 8], ink[j, y:y + 8, x:x + 8], out=canvas[py:py + 8, px:px + 8])
+            np.maximum(
+                canvas[py : py + 8, px : px + 8], ink[j, y : y + 8, x : x + 8], out=canvas[py : py + 8, px : px + 8]
+            )
         for _ in range(int(rng.integers(2, 5))):
             j, s = int(rng.integers(len(ink))), int(rng.integers(lo, hi + 1))
             d = np.asarray(Image.fromarray(ink[j]).resize((s, s), Image.BILINEAR))
             py, px = rng.integers(0, size - s + 1, 2)
-            window = canvas[py:py + s, px:px + s]
+            window = canvas[py : py + s, px : px + s]
             np.maximum(window, d, out=window)
-            mask[py:py + s, px:px + s][d > 127] = labels[j] + 1
+            mask[py : py + s, px : px + s][d > 127] = labels[j] + 1
     return Split(torch.from_numpy(images), torch.from_numpy(masks), SCENE_CLASSES)
 
 
@@ -84,8 +112,10 @@ def load_voc(root: str | os.PathLike, train: bool = True, size: int = 256) -> Sp
         root = root / "VOCdevkit" / "VOC2012"
     listing = root / "ImageSets" / "Segmentation" / ("train.txt" if train else "val.txt")
     if not listing.exists():
-        raise DatasetError(f"{listing} is missing; give the VOC2012 folder (with JPEGImages, SegmentationClass "
-                           "and ImageSets/Segmentation)")
+        raise DatasetError(
+            f"{listing} is missing; give the VOC2012 folder (with JPEGImages, SegmentationClass "
+            "and ImageSets/Segmentation)"
+        )
     ids = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
     if not ids:
         raise DatasetError(f"{listing} lists no images")
@@ -96,10 +126,13 @@ def load_voc(root: str | os.PathLike, train: bool = True, size: int = 256) -> Sp
         try:
             with Image.open(img_path) as img, Image.open(mask_path) as m:
                 if m.mode not in ("P", "L"):
-                    raise DatasetError(f"{mask_path}: a VOC mask is a palette (P) or grey PNG of class indices, "
-                                       f"got mode {m.mode}")
+                    raise DatasetError(
+                        f"{mask_path}: a VOC mask is a palette (P) or grey PNG of class indices, got mode {m.mode}"
+                    )
                 if img.size != m.size:
-                    raise DatasetError(f"{mask_path}: {m.size[0]}x{m.size[1]} but its image is {img.size[0]}x{img.size[1]}")
+                    raise DatasetError(
+                        f"{mask_path}: {m.size[0]}x{m.size[1]} but its image is {img.size[0]}x{img.size[1]}"
+                    )
                 pic = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
                 cls = np.asarray(m.resize((size, size), Image.NEAREST))
         except (OSError, UnidentifiedImageError, SyntaxError) as e:

@@ -33,8 +33,11 @@ def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tupl
     except csv_module.Error:
         delimiter = ","
     try:  # blank lines (one at the end, say) are no rows
-        lines = [(i, row) for i, row in enumerate(csv_module.reader(io.StringIO(text, newline=""), delimiter=delimiter),
-                                                  start=1) if row]
+        lines = [
+            (i, row)
+            for i, row in enumerate(csv_module.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1)
+            if row
+        ]
     except csv_module.Error as e:
         raise DatasetError(f"{path}: not a readable CSV table ({e})") from None
     if len(lines) < 3:
@@ -51,11 +54,15 @@ def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tupl
                 value = float(cell)
             except ValueError:
                 comma = "," in cell and cell.replace(",", ".", 1).replace(".", "", 1).strip().lstrip("+-").isdigit()
-                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number"
-                                   + (" (a decimal comma? write a point)" if comma else "")) from None
+                raise DatasetError(
+                    f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number"
+                    + (" (a decimal comma? write a point)" if comma else "")
+                ) from None
             if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-                raise DatasetError(f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a finite number"
-                                   + (" (beyond float32)" if math.isfinite(value) else ""))
+                raise DatasetError(
+                    f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a finite number"
+                    + (" (beyond float32)" if math.isfinite(value) else "")
+                )
             values[r, j] = value
     t = header.index(target)
     features = np.delete(values, t, axis=1)
@@ -79,8 +86,9 @@ class TableData:
         return self.x[idx], self.labels[idx]
 
 
-def table_data(path: str, target: str, device: torch.device, val_split: float = 0.0
-               ) -> tuple[TableData, TableData, Tensor, Tensor, TableData | None]:
+def table_data(
+    path: str, target: str, device: torch.device, val_split: float = 0.0
+) -> tuple[TableData, TableData, Tensor, Tensor, TableData | None]:
     """(training rows, test rows, mean, std, validation rows or None): the first 80 % of the rows
     train and the rest test; a validation split takes the last of the training rows."""
     features, targets, _ = load_csv(path, target)
@@ -91,6 +99,10 @@ def table_data(path: str, target: str, device: torch.device, val_split: float = 
     # (1e-8 would blow a test row's other value up to ~1e8; the sample std of one row is NaN)
     mean, std = train_x[~val].mean(0), train_x[~val].std(0, correction=0)
     std = torch.where(std > 0, std, torch.ones_like(std))
-    return (TableData(train_x[~val], train_y[~val], mean, std, device),
-            TableData(features[cut:], targets[cut:], mean, std, device), mean, std,
-            TableData(train_x[val], train_y[val], mean, std, device) if val.any() else None)
+    return (
+        TableData(train_x[~val], train_y[~val], mean, std, device),
+        TableData(features[cut:], targets[cut:], mean, std, device),
+        mean,
+        std,
+        TableData(train_x[val], train_y[val], mean, std, device) if val.any() else None,
+    )

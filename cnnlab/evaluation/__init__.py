@@ -6,6 +6,17 @@ from .runs import evaluate_runs, evaluate_segmentation_run, image_input, predict
 from .tta import MULTICROP_SCALES, TTA, predict_proba, views
 
 __all__ = [
-    "MULTICROP_SCALES", "TTA", "classification", "confusion", "evaluate", "evaluate_runs", "evaluate_segmentation_run",
-    "image_input", "predict_images", "predict_proba", "scores", "topk", "views",
+    "MULTICROP_SCALES",
+    "TTA",
+    "classification",
+    "confusion",
+    "evaluate",
+    "evaluate_runs",
+    "evaluate_segmentation_run",
+    "image_input",
+    "predict_images",
+    "predict_proba",
+    "scores",
+    "topk",
+    "views",
 ]

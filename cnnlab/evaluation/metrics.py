@@ -40,8 +40,16 @@ def classification(probs: Tensor, labels: Tensor, classes) -> dict:
     top5 = hits.any(1).float().mean().item()
     matrix = confusion(top[:, 0], labels, k).cpu()
     per_class = (matrix.diag().float() / matrix.sum(1).clamp_min(1)).tolist()
-    return {"images": n, "loss": loss, "top1": top1, "top5": top5, "top1_error": 1 - top1, "top5_error": 1 - top5,
-            "per_class": dict(zip(classes, per_class)), "confusion": matrix.tolist()}
+    return {
+        "images": n,
+        "loss": loss,
+        "top1": top1,
+        "top5": top5,
+        "top1_error": 1 - top1,
+        "top5_error": 1 - top5,
+        "per_class": dict(zip(classes, per_class)),
+        "confusion": matrix.tolist(),
+    }
 
 
 def scores(conf: Tensor) -> dict:
@@ -54,10 +62,12 @@ def scores(conf: Tensor) -> dict:
     present = union > 0
     iou = torch.where(present, tp / union.clamp_min(1), torch.nan)
     has_truth = truth > 0
-    return {"pixel_accuracy": (tp.sum() / conf.sum().clamp_min(1)).item(),
-            "mean_accuracy": (tp[has_truth] / truth[has_truth]).mean().item() if has_truth.any() else 0.0,
-            "miou": iou[present].mean().item() if present.any() else 0.0,
-            "iou": [None if v != v else round(v, 6) for v in iou.tolist()]}
+    return {
+        "pixel_accuracy": (tp.sum() / conf.sum().clamp_min(1)).item(),
+        "mean_accuracy": (tp[has_truth] / truth[has_truth]).mean().item() if has_truth.any() else 0.0,
+        "miou": iou[present].mean().item() if present.any() else 0.0,
+        "iou": [None if v != v else round(v, 6) for v in iou.tolist()],
+    }
 
 
 @torch.no_grad()
@@ -79,8 +89,14 @@ def evaluate(model: nn.Module, data, batch_size: int | None = None, d: Dist = Di
     for x, y in eval_batches(data, batch_size, d):
         logits = model(x).float()
         _, hits = topk(logits, y)
-        batch = torch.stack([F.cross_entropy(logits, y, reduction="sum"), hits[:, 0].sum().float(),
-                             hits.any(1).sum().float(), torch.tensor(float(len(y)), device=y.device)]).double()
+        batch = torch.stack(
+            [
+                F.cross_entropy(logits, y, reduction="sum"),
+                hits[:, 0].sum().float(),
+                hits.any(1).sum().float(),
+                torch.tensor(float(len(y)), device=y.device),
+            ]
+        ).double()
         sums = batch if sums is None else sums + batch
     loss, top1, top5, n = all_reduce(sums, d).tolist()
     return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n}

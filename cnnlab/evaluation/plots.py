@@ -66,8 +66,15 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
     if len(classes) <= 20:
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if m[i, j] > m.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if m[i, j] > m.max() / 2 else "black",
+                )
     ax.set_title(f"{result['dataset']}: top-1 {100 * result['top1']:.2f} %")
     fig.tight_layout()
     return [csv_path, save_figure(fig, out_dir / "confusion.png", dpi=120)]

@@ -31,8 +31,14 @@ def _names(classes, shown: int = 4) -> str:
     return f"{names}, ... ({len(classes)})" if len(classes) > shown else names
 
 
-def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str = "none",
-                  data_dir: str | None = None, device: str = "auto", per_class: int | None = None) -> dict:
+def evaluate_runs(
+    paths: list[str | Path],
+    dataset: str | None = None,
+    tta: str = "none",
+    data_dir: str | None = None,
+    device: str = "auto",
+    per_class: int | None = None,
+) -> dict:
     """Evaluate one run, or an ensemble of runs (their softmax outputs averaged), on the test split
     (its first `per_class` images of each class, if given)."""
     if tta not in TTA:
@@ -47,13 +53,24 @@ def evaluate_runs(paths: list[str | Path], dataset: str | None = None, tta: str 
         model = load_model(path).to(dev)
         trained = tuple(cfg.get("classes", ()))
         same = dataset == cfg["dataset"]  # a run on some of the dataset's classes: those
-        data = make_data(dataset, False, tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev, data_dir,
-                         classes=trained if same else (), per_class=per_class)
+        data = make_data(
+            dataset,
+            False,
+            tuple(cfg["input_size"]),
+            cfg["mean"],
+            cfg["std"],
+            dev,
+            data_dir,
+            classes=trained if same else (),
+            per_class=per_class,
+        )
         if cfg.get("num_classes") != len(data.classes):
             raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
         if trained and trained != tuple(data.classes):
-            raise CnnlabError(f"{path} was trained on the classes {_names(trained)} of {cfg['dataset']}, but "
-                              f"{dataset} has {_names(data.classes)}: evaluate on data with the same classes")
+            raise CnnlabError(
+                f"{path} was trained on the classes {_names(trained)} of {cfg['dataset']}, but "
+                f"{dataset} has {_names(data.classes)}: evaluate on data with the same classes"
+            )
         if isinstance(data, DeviceData):
             data.zca = whitening(path, cfg, dev)
         p = predict_proba(model, data, tta)
@@ -71,8 +88,10 @@ def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None =
     from PIL import Image
 
     if len(cfg["input_size"]) != 3:
-        raise CnnlabError(f"a run on {cfg['dataset']} takes rows of numbers, not images; its test RMSE and MAE "
-                          "are in its metrics.jsonl")
+        raise CnnlabError(
+            f"a run on {cfg['dataset']} takes rows of numbers, not images; its test RMSE and MAE "
+            "are in its metrics.jsonl"
+        )
     c, h, w = cfg["input_size"]
     ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
     try:
@@ -106,8 +125,14 @@ def predict_images(run: str | Path, images: list[str | Path], k: int = 5) -> lis
     return out
 
 
-def evaluate_segmentation_run(path: str | os.PathLike, dataset: str | None = None, data_dir: str | None = None,
-                              device: str = "auto", out: Path | None = None, count: int = 6) -> dict:
+def evaluate_segmentation_run(
+    path: str | os.PathLike,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    out: Path | None = None,
+    count: int = 6,
+) -> dict:
     """Pixel accuracy, mean accuracy, mean IoU and per-class IoU of a segmentation run on the
     test split; with `out`, segmentation.png: input, prediction and ground truth of the first
     `count` test images."""
@@ -115,8 +140,9 @@ def evaluate_segmentation_run(path: str | os.PathLike, dataset: str | None = Non
     dataset = dataset or cfg["dataset"]
     dev = pick_device(device)
     model = load_model(path).to(dev).eval()
-    data = DeviceData(load_segmentation(dataset, False, data_dir), tuple(cfg["input_size"]), cfg["mean"], cfg["std"],
-                      dev)
+    data = DeviceData(
+        load_segmentation(dataset, False, data_dir), tuple(cfg["input_size"]), cfg["mean"], cfg["std"], dev
+    )
     if cfg.get("num_classes") != len(data.classes):
         raise CnnlabError(f"{path} predicts {cfg.get('num_classes')} classes but {dataset} has {len(data.classes)}")
     conf, _ = segmentation_counts(model, data)
@@ -127,8 +153,9 @@ def evaluate_segmentation_run(path: str | os.PathLike, dataset: str | None = Non
         x, y = data.batch(shown)
         with torch.no_grad():
             pred = model(x).argmax(1)
-        picture = render(data.images[shown].cpu(), pred.cpu().to(torch.uint8), y.cpu(), Path(out) / "segmentation.png",
-                         data.classes)
+        picture = render(
+            data.images[shown].cpu(), pred.cpu().to(torch.uint8), y.cpu(), Path(out) / "segmentation.png", data.classes
+        )
         result["picture"] = str(picture)
     return result
 
@@ -136,8 +163,11 @@ def evaluate_segmentation_run(path: str | os.PathLike, dataset: str | None = Non
 def unmirrored(runs: list[str | os.PathLike]) -> list[str | os.PathLike]:
     """The runs trained without flipped images (image folders are always flipped): test-time
     augmentation adds mirror images, which can hurt where mirroring changes the class."""
-    return [r for r in runs if not read_config(r)["dataset"].startswith("folder:")
-            and "flip" not in read_config(r).get("augment", ())]
+    return [
+        r
+        for r in runs
+        if not read_config(r)["dataset"].startswith("folder:") and "flip" not in read_config(r).get("augment", ())
+    ]
 
 
 def image_files(paths: list[str | os.PathLike]) -> list[Path]:

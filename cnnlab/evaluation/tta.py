@@ -27,8 +27,11 @@ def views(x: Tensor, tta: str, data) -> list[Tensor]:
             raise CnnlabError("10-crop test-time augmentation works on in-memory datasets without whitening")
         p, (h, w) = 4, x.shape[2:]
         padded = (-data.mean / data.std).expand(x.shape[0], -1, h + 2 * p, w + 2 * p).clone()  # black borders
-        padded[:, :, p:p + h, p:p + w] = x
-        crops = [padded[:, :, dy:dy + h, dx:dx + w] for dy, dx in ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p), (p, p))]
+        padded[:, :, p : p + h, p : p + w] = x
+        crops = [
+            padded[:, :, dy : dy + h, dx : dx + w]
+            for dy, dx in ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p), (p, p))
+        ]
         return crops + [c.flip(3) for c in crops]
     if tta == "multicrop":
         return multicrop(x)
@@ -50,7 +53,9 @@ def multicrop(x: Tensor) -> list[Tensor]:
         side = round(size * scale)
         big = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
         m = side - size
-        crops = [big[:, :, dy:dy + size, dx:dx + size] for dy, dx in ((0, 0), (0, m), (m, 0), (m, m), (m // 2, m // 2))]
+        crops = [
+            big[:, :, dy : dy + size, dx : dx + size] for dy, dx in ((0, 0), (0, m), (m, 0), (m, m), (m // 2, m // 2))
+        ]
         crops.append(F.interpolate(big, size=(size, size), mode="bilinear", align_corners=False, antialias=True))
         out += crops + [c.flip(3) for c in crops]
     return out

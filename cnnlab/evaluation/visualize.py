@@ -20,8 +20,10 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Module]:
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d) or hasattr(m, "full_weight"):
             return name, m
-    raise CnnlabError(f"{type(model).__name__} has no convolution: no filters to show, and feature maps only "
-                      "of a --layer NAME that outputs (N, C, H, W)")
+    raise CnnlabError(
+        f"{type(model).__name__} has no convolution: no filters to show, and feature maps only "
+        "of a --layer NAME that outputs (N, C, H, W)"
+    )
 
 
 def visualize_filters(run: str | Path, out: Path) -> Path:
@@ -45,10 +47,17 @@ def visualize_feature_maps(run: str | Path, image: str | Path, layer: str | None
     layer = layer or first_conv(model)[0]
     if layer not in modules or not layer:
         convs = [n for n, m in modules.items() if "Conv" in type(m).__name__ and not list(m.children())]
-        close = ([n for n in modules if n and layer.split(".")[-1] in n] or difflib.get_close_matches(layer, modules))[:5]
-        raise CnnlabError(f"no layer {layer!r} in {cfg['model']}"
-                          + (f"; e.g. {', '.join(close)}" if close else
-                             f"; its convolutions: {', '.join(convs[:8])}{', ...' if len(convs) > 8 else ''}"))
+        close = ([n for n in modules if n and layer.split(".")[-1] in n] or difflib.get_close_matches(layer, modules))[
+            :5
+        ]
+        raise CnnlabError(
+            f"no layer {layer!r} in {cfg['model']}"
+            + (
+                f"; e.g. {', '.join(close)}"
+                if close
+                else f"; its convolutions: {', '.join(convs[:8])}{', ...' if len(convs) > 8 else ''}"
+            )
+        )
     x = image_input(image, cfg, whitening(run, cfg, "cpu"))
     seen = {}
     handle = modules[layer].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))

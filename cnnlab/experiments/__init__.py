@@ -9,18 +9,18 @@ verdict, and each experiment has a file of its own, registered here in the order
 
 # isort: off  (the order of registration is the order of `cnnlab experiment --list` and the gallery)
 from . import (  # noqa: F401  (each registers its experiment)
-    relu_vs_tanh,
+    activations,
+    alexnet_ablation,
+    augmentation,
+    batchnorm,
+    bottleneck,
     depth,
     dropout,
-    batchnorm,
     init,
-    activations,
-    optimizers,
     lr_schedules,
-    augmentation,
+    optimizers,
+    relu_vs_tanh,
     small_filters,
-    bottleneck,
-    alexnet_ablation,
     transfer,
 )
 
@@ -31,7 +31,21 @@ from .report import plot_panels, run_experiment, write_gallery
 from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, combine, first_epoch_below, lower_verdict, speedup_verdict
 
 __all__ = [
-    "EXPERIMENTS", "HELD", "INCONCLUSIVE", "NOT_HELD", "Arm", "Outcome", "Panel", "Setup", "combine", "command",
-    "first_epoch_below", "inception_3a_macs", "lower_verdict", "plot_panels", "run_experiment", "speedup_verdict",
+    "EXPERIMENTS",
+    "HELD",
+    "INCONCLUSIVE",
+    "NOT_HELD",
+    "Arm",
+    "Outcome",
+    "Panel",
+    "Setup",
+    "combine",
+    "command",
+    "first_epoch_below",
+    "inception_3a_macs",
+    "lower_verdict",
+    "plot_panels",
+    "run_experiment",
+    "speedup_verdict",
     "write_gallery",
 ]

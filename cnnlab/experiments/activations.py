@@ -8,10 +8,8 @@ import statistics
 import torch
 
 from ..factory import load_model
-from .base import (Arm, Outcome, Setup, curves, experiment, standard_table,
-                   test_batch)
-from .verdicts import (NOT_HELD, finals, lower_verdict,
-                       pct, train_error)
+from .base import Arm, Outcome, Setup, curves, experiment, standard_table, test_batch
+from .verdicts import NOT_HELD, finals, lower_verdict, pct, train_error
 
 
 def unit_health(x: Setup, arm: Arm, run) -> dict:
@@ -22,17 +20,24 @@ def unit_health(x: Setup, arm: Arm, run) -> dict:
     model = load_model(run).eval()
     x, _ = test_batch(cfg, 1000)
     outs = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: outs.append((type(mod).__name__, o.detach())))
-             for m in model.modules() if type(m).__name__ in ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Maxout")]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: outs.append((type(mod).__name__, o.detach())))
+        for m in model.modules()
+        if type(m).__name__ in ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Maxout")
+    ]
     with torch.no_grad():
         model(x)
     for h in hooks:
         h.remove()
     small, dead, total_units, total = 0.0, 0, 0, 0
     for kind, o in outs:
-        slope = {"Sigmoid": lambda y: y * (1 - y) / 0.25, "Tanh": lambda y: 1 - y ** 2,
-                 "ReLU": lambda y: (y > 0).float(), "LeakyReLU": lambda y: torch.where(y > 0, 1.0, 0.01),
-                 "Maxout": lambda y: torch.ones_like(y)}[kind](o)
+        slope = {
+            "Sigmoid": lambda y: y * (1 - y) / 0.25,
+            "Tanh": lambda y: 1 - y**2,
+            "ReLU": lambda y: (y > 0).float(),
+            "LeakyReLU": lambda y: torch.where(y > 0, 1.0, 0.01),
+            "Maxout": lambda y: torch.ones_like(y),
+        }[kind](o)
         small += (slope < 0.1).float().sum().item()
         total += o.numel()
         dead += ((o == 0).all(0)).sum().item() if kind == "ReLU" else 0
@@ -40,18 +45,41 @@ def unit_health(x: Setup, arm: Arm, run) -> dict:
     return {"saturated": 100 * small / total, "dead": 100 * dead / total_units}
 
 
-@experiment("activations", "Saturating non-linearities (sigmoid, tanh) train slower than non-saturating ones "
-                           "(ReLU, leaky ReLU, maxout) in a deep network; ReLU can leave units dead, leaky ReLU "
-                           "and maxout cannot")
+@experiment(
+    "activations",
+    "Saturating non-linearities (sigmoid, tanh) train slower than non-saturating ones "
+    "(ReLU, leaky ReLU, maxout) in a deep network; ReLU can leave units dead, leaky ReLU "
+    "and maxout cannot",
+)
 def activations(x: Setup) -> Outcome:
     small = x.small
-    settings = dict(train_per_class=1000 if small else None, epochs=3 if small else 20, batch_size=128,
-                    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="none", augment=())
+    settings = dict(
+        train_per_class=1000 if small else None,
+        epochs=3 if small else 20,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="none",
+        augment=(),
+    )
     names = ("sigmoid", "tanh", "relu", "leaky_relu", "maxout")
     # each with the initialisation that keeps its signal's scale: He for ReLU and leaky ReLU (half
     # the inputs cut), Xavier for the others (maxout's output has its input's second moment)
-    arms = [Arm(a, "mlp", "mnist", {**settings, "init": "he" if a in ("relu", "leaky_relu") else "xavier",
-                                    "model_kwargs": {"hidden": [256] * 5, "activation": a}}) for a in names]
+    arms = [
+        Arm(
+            a,
+            "mlp",
+            "mnist",
+            {
+                **settings,
+                "init": "he" if a in ("relu", "leaky_relu") else "xavier",
+                "model_kwargs": {"hidden": [256] * 5, "activation": a},
+            },
+        )
+        for a in names
+    ]
     runs = x.train(arms)
     health = {a.label: unit_health(x, a, x.out / f"{a.label}-seed0") for a in arms}
     err = {a: finals(runs, a, train_error) for a in names}
@@ -60,12 +88,19 @@ def activations(x: Setup) -> Outcome:
     verdict = lower_verdict(err[worst_fast], err[saturating])
     if health["leaky_relu"]["dead"] or health["maxout"]["dead"]:
         verdict = NOT_HELD
-    numbers = (f"final training error {', '.join(f'{a} {pct(err[a])}' for a in names)}; "
-               f"dead units: relu {health['relu']['dead']:.1f} %, leaky_relu {health['leaky_relu']['dead']:.1f} %, "
-               f"maxout {health['maxout']['dead']:.1f} %")
-    table = standard_table(arms, runs, lambda a: {"flat activations (slope < 10 % of max)": f"{health[a.label]['saturated']:.1f} %",
-                                                  "dead units": f"{health[a.label]['dead']:.1f} %"})
-    return x.outcome(arms, runs, table, verdict, numbers,
-                     [curves(runs, "training error", lambda r: 1 - r["train_top1"])], health)
-
-
+    numbers = (
+        f"final training error {', '.join(f'{a} {pct(err[a])}' for a in names)}; "
+        f"dead units: relu {health['relu']['dead']:.1f} %, leaky_relu {health['leaky_relu']['dead']:.1f} %, "
+        f"maxout {health['maxout']['dead']:.1f} %"
+    )
+    table = standard_table(
+        arms,
+        runs,
+        lambda a: {
+            "flat activations (slope < 10 % of max)": f"{health[a.label]['saturated']:.1f} %",
+            "dead units": f"{health[a.label]['dead']:.1f} %",
+        },
+    )
+    return x.outcome(
+        arms, runs, table, verdict, numbers, [curves(runs, "training error", lambda r: 1 - r["train_top1"])], health
+    )

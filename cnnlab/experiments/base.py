@@ -92,21 +92,38 @@ class Setup:
                 except TrainingDiverged as e:
                     history = _read_history(self.out / key)
                     chance = 1 / 10
-                    history.append({"epoch": len(history) + 1, "diverged": True, "train_loss": None,
-                                    "train_top1": chance, "test_top1": chance, "test_loss": None})
+                    history.append(
+                        {
+                            "epoch": len(history) + 1,
+                            "diverged": True,
+                            "train_loss": None,
+                            "train_top1": chance,
+                            "test_top1": chance,
+                            "test_loss": None,
+                        }
+                    )
                     note = f", diverged: {e}"
                 runs[key] = history
                 last = history[-1]
-                self.log(f"{key}: train error {100 * (1 - last['train_top1']):.1f} %, test error "
-                         f"{100 * (1 - last['test_top1']):.1f} % after {last['epoch']} epochs "
-                         f"({time.perf_counter() - start:.0f}s{note})")
+                self.log(
+                    f"{key}: train error {100 * (1 - last['train_top1']):.1f} %, test error "
+                    f"{100 * (1 - last['test_top1']):.1f} % after {last['epoch']} epochs "
+                    f"({time.perf_counter() - start:.0f}s{note})"
+                )
         return runs
 
-    def outcome(self, arms: list[Arm], runs: dict, table: list[dict], verdict: str, numbers: str,
-                panels: list[Panel], measurements: dict | None = None) -> Outcome:
+    def outcome(
+        self,
+        arms: list[Arm],
+        runs: dict,
+        table: list[dict],
+        verdict: str,
+        numbers: str,
+        panels: list[Panel],
+        measurements: dict | None = None,
+    ) -> Outcome:
         """The outcome, with the command line of every arm."""
-        return Outcome(table, verdict, numbers, runs, [command(a, self.overrides) for a in arms], panels,
-                       measurements)
+        return Outcome(table, verdict, numbers, runs, [command(a, self.overrides) for a in arms], panels, measurements)
 
 
 def arm_config(arm: Arm, seed: int, out: Path | None, overrides: dict) -> TrainConfig:
@@ -114,8 +131,9 @@ def arm_config(arm: Arm, seed: int, out: Path | None, overrides: dict) -> TrainC
     add up); a re-run of an experiment replaces its earlier runs."""
     settings = {**arm.settings, **{k: v for k, v in overrides.items() if k != "model_kwargs"}}
     settings["model_kwargs"] = {**arm.settings.get("model_kwargs", {}), **overrides.get("model_kwargs", {})}
-    return recipe(arm.model, arm.dataset, seed=seed, out=str(out) if out else None, overwrite=out is not None,
-                  **settings)
+    return recipe(
+        arm.model, arm.dataset, seed=seed, out=str(out) if out else None, overwrite=out is not None, **settings
+    )
 
 
 def _read_history(run: Path) -> list[dict]:
@@ -145,7 +163,7 @@ def command(arm: Arm, overrides: dict) -> str:
 
 def _arg(value) -> str:
     text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
-    return f"'{text}'" if any(c in text for c in " []\"") else text
+    return f"'{text}'" if any(c in text for c in ' []"') else text
 
 
 def curves(runs: dict, ylabel: str, value: Callable[[dict], float | None], logy: bool = False) -> Panel:
@@ -161,9 +179,12 @@ def standard_table(arms: list[Arm], runs: dict, extra: Callable[[Arm], dict] | N
     """One row per arm: final training and test error (mean +- std over seeds), and `extra`'s columns."""
     rows = []
     for arm in arms:
-        row = {"arm": arm.label, **(extra(arm) if extra else {}),
-               "final training error": pct(finals(runs, arm.label, train_error)),
-               "final test error": pct(finals(runs, arm.label, test_error))}
+        row = {
+            "arm": arm.label,
+            **(extra(arm) if extra else {}),
+            "final training error": pct(finals(runs, arm.label, train_error)),
+            "final test error": pct(finals(runs, arm.label, test_error)),
+        }
         if any(r.get("diverged") for k, h in runs.items() if k.startswith(arm.label + "-seed") for r in h):
             row["final training error"] += " (diverged)"
         rows.append(row)
@@ -173,8 +194,9 @@ def standard_table(arms: list[Arm], runs: dict, extra: Callable[[Arm], dict] | N
 def test_batch(cfg: TrainConfig, n: int):
     """The first `n` test images of cfg's dataset, normalised as in training, and their labels."""
     mean, std = NORMALIZATION[cfg.dataset]
-    data = make_data(cfg.dataset, False, get_model_info(cfg.model).input_size, mean, std, torch.device("cpu"),
-                     cfg.data_dir)
+    data = make_data(
+        cfg.dataset, False, get_model_info(cfg.model).input_size, mean, std, torch.device("cpu"), cfg.data_dir
+    )
     return data.batch(torch.arange(min(n, len(data))))
 
 

@@ -10,9 +10,8 @@ import torch
 from ..factory import create_model
 from ..models.adapt import initialize
 from ..train.stats import layer_statistics
-from .base import (Arm, Outcome, Panel, Setup, curves, experiment, standard_table,
-                   test_batch)
-from .verdicts import (HELD, INCONCLUSIVE, NOT_HELD, finals, pct)
+from .base import Arm, Outcome, Panel, Setup, curves, experiment, standard_table, test_batch
+from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, finals, pct
 
 
 def activation_std_at_init(x: Setup, arm: Arm, seed: int) -> list[dict]:
@@ -25,18 +24,32 @@ def activation_std_at_init(x: Setup, arm: Arm, seed: int) -> list[dict]:
     stats = layer_statistics(model, *test_batch(cfg, 500))
     acts = [r for r in stats if r["type"] not in ("Linear", "Conv2d", "Dropout", "Flatten")]
     linears = [r for r in stats if r["type"] == "Linear"]
-    return [{"layer": i + 1, "activation_std": a["out_std"], "grad_norm": w["grad_norm"]}
-            for i, (a, w) in enumerate(zip(acts, linears))]
+    return [
+        {"layer": i + 1, "activation_std": a["out_std"], "grad_norm": w["grad_norm"]}
+        for i, (a, w) in enumerate(zip(acts, linears))
+    ]
 
 
-@experiment("init", "Initialisation scale decides whether a deep plain network trains at all: with "
-                    "N(0, 0.01^2) the activations and gradients of a 10-layer ReLU network vanish and it does "
-                    "not learn; Xavier shrinks them slowly; He keeps them (Glorot & Bengio 2010; He et al. 2015)")
+@experiment(
+    "init",
+    "Initialisation scale decides whether a deep plain network trains at all: with "
+    "N(0, 0.01^2) the activations and gradients of a 10-layer ReLU network vanish and it does "
+    "not learn; Xavier shrinks them slowly; He keeps them (Glorot & Bengio 2010; He et al. 2015)",
+)
 def init(x: Setup) -> Outcome:
     small = x.small
-    settings = dict(train_per_class=1000 if small else None, epochs=3 if small else 20, batch_size=128,
-                    optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="none", augment=(),
-                    model_kwargs={"hidden": [256] * 10, "activation": "relu"})
+    settings = dict(
+        train_per_class=1000 if small else None,
+        epochs=3 if small else 20,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="none",
+        augment=(),
+        model_kwargs={"hidden": [256] * 10, "activation": "relu"},
+    )
     arms = [Arm(scheme, "mlp", "mnist", {**settings, "init": scheme}) for scheme in ("normal", "xavier", "he")]
     stats = {a.label: activation_std_at_init(x, a, 0) for a in arms}
     runs = x.train(arms)
@@ -45,14 +58,31 @@ def init(x: Setup) -> Outcome:
     vanished = shrink["normal"] < 1e-3 and statistics.mean(acc["normal"]) < 20
     trains = statistics.mean(acc["he"]) > 90 and shrink["he"] > 0.1
     verdict = HELD if vanished and trains else NOT_HELD if statistics.mean(acc["normal"]) > 50 else INCONCLUSIVE
-    numbers = "; ".join(f"{a}: activation std layer 10 / layer 1 = {shrink[a]:.2g}, test accuracy {pct(acc[a])}"
-                        for a in stats)
-    table = standard_table(arms, runs, lambda a: {
-        "activation std, layer 1 -> 10": f"{stats[a.label][0]['activation_std']:.3g} -> {stats[a.label][-1]['activation_std']:.3g}",
-        "weight gradient norm, layer 1 -> 10": f"{stats[a.label][0]['grad_norm']:.3g} -> {stats[a.label][-1]['grad_norm']:.3g}"})
+    numbers = "; ".join(
+        f"{a}: activation std layer 10 / layer 1 = {shrink[a]:.2g}, test accuracy {pct(acc[a])}" for a in stats
+    )
+
+    def first_to_last(arm: Arm, key: str) -> str:
+        return f"{stats[arm.label][0][key]:.3g} -> {stats[arm.label][-1][key]:.3g}"
+
+    table = standard_table(
+        arms,
+        runs,
+        lambda a: {
+            "activation std, layer 1 -> 10": first_to_last(a, "activation_std"),
+            "weight gradient norm, layer 1 -> 10": first_to_last(a, "grad_norm"),
+        },
+    )
     layers = {a: ([r["layer"] for r in s], [r["activation_std"] for r in s]) for a, s in stats.items()}
-    return x.outcome(arms, runs, table, verdict, numbers,
-                     [Panel("hidden layer", "activation std at init", layers, logy=True),
-                       curves(runs, "test accuracy", lambda r: r["test_top1"])], stats)
-
-
+    return x.outcome(
+        arms,
+        runs,
+        table,
+        verdict,
+        numbers,
+        [
+            Panel("hidden layer", "activation std at init", layers, logy=True),
+            curves(runs, "test accuracy", lambda r: r["test_top1"]),
+        ],
+        stats,
+    )

@@ -16,13 +16,15 @@ from ..train import TrainConfig
 from .base import EXPERIMENTS, Experiment, Outcome, Panel, Setup
 
 
-def run_experiment(name: str, scale: str = "small", seeds: int = 1, out: str | os.PathLike | None = None,
-                   log=print, **overrides) -> Outcome:
+def run_experiment(
+    name: str, scale: str = "small", seeds: int = 1, out: str | os.PathLike | None = None, log=print, **overrides
+) -> Outcome:
     """Run an experiment and write its report into `out` (default runs/experiments/NAME).
     `overrides` (TrainConfig settings such as epochs or data_dir) apply to every run."""
     if name not in EXPERIMENTS:
-        raise CnnlabError(f"unknown experiment {name!r}; `cnnlab experiment --list` lists them: "
-                          f"{', '.join(EXPERIMENTS)}")
+        raise CnnlabError(
+            f"unknown experiment {name!r}; `cnnlab experiment --list` lists them: {', '.join(EXPERIMENTS)}"
+        )
     if scale not in ("small", "full"):
         raise CnnlabError(f"scale must be small or full, got {scale!r}")
     if seeds < 1:
@@ -45,18 +47,48 @@ def write_report(exp: Experiment, result: Outcome, scale: str, seeds: int, out: 
     """report.md (claim, verdict, table, curves, commands), metrics.json and curves.png in `out`."""
     rows = result.table
     header = list(rows[0])
-    lines = [f"# {exp.name}", "", f"**Claim.** {exp.claim}", "",
-             f"**Verdict: {result.verdict}** - {result.numbers}.", "",
-             f"Scale `{scale}`, {seeds} seed(s), {result.seconds:.0f} s.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# {exp.name}",
+        "",
+        f"**Claim.** {exp.claim}",
+        "",
+        f"**Verdict: {result.verdict}** - {result.numbers}.",
+        "",
+        f"Scale `{scale}`, {seeds} seed(s), {result.seconds:.0f} s.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
-    lines += ["", "![curves](curves.png)", "", "Commands (one per run):", "", "```bash",
-              *result.commands, f"cnnlab experiment {exp.name} --scale {scale} --seeds {seeds}  # all of it", "```", ""]
+    lines += [
+        "",
+        "![curves](curves.png)",
+        "",
+        "Commands (one per run):",
+        "",
+        "```bash",
+        *result.commands,
+        f"cnnlab experiment {exp.name} --scale {scale} --seeds {seeds}  # all of it",
+        "```",
+        "",
+    ]
     write_text(out / "report.md", "\n".join(lines))
-    write_json(out / "metrics.json", {"experiment": exp.name, "claim": exp.claim, "scale": scale, "seeds": seeds,
-                                      "verdict": result.verdict, "numbers": result.numbers, "table": rows,
-                                      "seconds": round(result.seconds, 1), "measurements": result.measurements,
-                                      "runs": result.runs}, indent=1)
+    write_json(
+        out / "metrics.json",
+        {
+            "experiment": exp.name,
+            "claim": exp.claim,
+            "scale": scale,
+            "seeds": seeds,
+            "verdict": result.verdict,
+            "numbers": result.numbers,
+            "table": rows,
+            "seconds": round(result.seconds, 1),
+            "measurements": result.measurements,
+            "runs": result.runs,
+        },
+        indent=1,
+    )
     plot_panels(result.panels, out / "curves.png")
 
 
@@ -66,10 +98,14 @@ def write_gallery(results: Path, page: Path) -> Path:
     the plots are copied next to the page into PAGE_STEM/NAME.png."""
     images = page.parent / page.stem
     images.mkdir(parents=True, exist_ok=True)
-    lines = ["# The lectures' claims, run", "",
-             "Each section is one `cnnlab experiment NAME` at the small scale (a 2-core CPU, minutes; one seed), "
-             "committed from a real run. The full report of a run (report.md, metrics.json with every epoch, "
-             "curves.png) lands in its folder; `--scale full` is the paper's setting, for a GPU.", ""]
+    lines = [
+        "# The lectures' claims, run",
+        "",
+        "Each section is one `cnnlab experiment NAME` at the small scale (a 2-core CPU, minutes; one seed), "
+        "committed from a real run. The full report of a run (report.md, metrics.json with every epoch, "
+        "curves.png) lands in its folder; `--scale full` is the paper's setting, for a GPU.",
+        "",
+    ]
     done = []
     for name in EXPERIMENTS:
         path = results / name / "metrics.json"
@@ -79,13 +115,23 @@ def write_gallery(results: Path, page: Path) -> Path:
         with atomic_file(images / f"{name}.png", ".png") as tmp:
             shutil.copyfile(results / name / "curves.png", tmp)
         header = list(m["table"][0])
-        lines += [f"## {name}", "", f"**Claim.** {m['claim']}", "",
-                  f"**Verdict: {m['verdict']}** - {m['numbers']}.", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                  *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in m["table"]), "",
-                  f"![{name}]({images.name}/{name}.png)", "",
-                  f"`cnnlab experiment {name} --scale {m['scale']} --seeds {m['seeds']}`"
-                  + (f" ({m['seconds']:.0f} s)" if "seconds" in m else ""), ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"**Claim.** {m['claim']}",
+            "",
+            f"**Verdict: {m['verdict']}** - {m['numbers']}.",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in m["table"]),
+            "",
+            f"![{name}]({images.name}/{name}.png)",
+            "",
+            f"`cnnlab experiment {name} --scale {m['scale']} --seeds {m['seeds']}`"
+            + (f" ({m['seconds']:.0f} s)" if "seconds" in m else ""),
+            "",
+        ]
         done.append(name)
     missing = [n for n in EXPERIMENTS if n not in done]
     if missing:

@@ -5,44 +5,76 @@ from __future__ import annotations
 
 import time
 
-
 from ..train import recipe, train
-from .base import (Arm, Outcome, Setup, command, curves, experiment, standard_table)
-from .verdicts import (combine, finals, lower_verdict,
-                       pct, test_error)
-
+from .base import Arm, Outcome, Setup, command, curves, experiment, standard_table
+from .verdicts import combine, finals, lower_verdict, pct, test_error
 
 SOURCE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer")
 TARGET_CLASSES = ("dog", "frog", "horse", "ship", "truck")
 
 
-@experiment("transfer", "With few labels, a network pretrained on related data beats training from scratch, "
-                        "used as a fixed feature extractor and more so fine-tuned (Yosinski et al. 2014)")
+@experiment(
+    "transfer",
+    "With few labels, a network pretrained on related data beats training from scratch, "
+    "used as a fixed feature extractor and more so fine-tuned (Yosinski et al. 2014)",
+)
 def transfer(x: Setup) -> Outcome:
     small = x.small
-    common = dict(batch_size=64, optimizer="adamw", weight_decay=0.05, schedule="onecycle", augment=("flip", "crop"),
-                  model_kwargs={"width": 0.5} if small else {})
+    common = dict(
+        batch_size=64,
+        optimizer="adamw",
+        weight_decay=0.05,
+        schedule="onecycle",
+        augment=("flip", "crop"),
+        model_kwargs={"width": 0.5} if small else {},
+    )
     src = x.out / "source"
     source_settings = {**common, "classes": SOURCE_CLASSES, "epochs": 8 if small else 30, "lr": 4e-3}
-    source_cfg = recipe("cnn4", "cifar10", out=str(src), overwrite=True, **{**source_settings, **{
-        k: v for k, v in x.overrides.items() if k not in ("model_kwargs", "train_per_class")}})
+    source_cfg = recipe(
+        "cnn4",
+        "cifar10",
+        out=str(src),
+        overwrite=True,
+        **{**source_settings, **{k: v for k, v in x.overrides.items() if k not in ("model_kwargs", "train_per_class")}},
+    )
     start = time.perf_counter()
     source = train(source_cfg, log=lambda line: None)["test"]["top1"]
-    x.log(f"source: cnn4 on CIFAR-10 {', '.join(SOURCE_CLASSES)}: test accuracy {100 * source:.1f} % "
-        f"({time.perf_counter() - start:.0f}s)")
+    x.log(
+        f"source: cnn4 on CIFAR-10 {', '.join(SOURCE_CLASSES)}: test accuracy {100 * source:.1f} % "
+        f"({time.perf_counter() - start:.0f}s)"
+    )
     settings = dict(common, classes=TARGET_CLASSES, train_per_class=50, epochs=30, lr=3e-3)
-    arms = [Arm(strategy, "cnn4", settings={**settings, "strategy": strategy,
-                                            **({} if strategy == "from-scratch" else {"weights": str(src)})})
-            for strategy in ("from-scratch", "feature-extractor", "fine-tune-all")]
+    arms = [
+        Arm(
+            strategy,
+            "cnn4",
+            settings={
+                **settings,
+                "strategy": strategy,
+                **({} if strategy == "from-scratch" else {"weights": str(src)}),
+            },
+        )
+        for strategy in ("from-scratch", "feature-extractor", "fine-tune-all")
+    ]
     runs = x.train(arms)
     err = {a.label: finals(runs, a.label, test_error) for a in arms}
-    parts = [lower_verdict(err["feature-extractor"], err["from-scratch"]),
-             lower_verdict(err["fine-tune-all"], err["feature-extractor"])]
-    numbers = ("test error with 50 labels per class: " + ", ".join(f"{a} {pct(err[a])}" for a in err) +
-               f" (source network: {100 * source:.1f} % on its own five classes)")
+    parts = [
+        lower_verdict(err["feature-extractor"], err["from-scratch"]),
+        lower_verdict(err["fine-tune-all"], err["feature-extractor"]),
+    ]
+    numbers = (
+        "test error with 50 labels per class: "
+        + ", ".join(f"{a} {pct(err[a])}" for a in err)
+        + f" (source network: {100 * source:.1f} % on its own five classes)"
+    )
     source_command = command(Arm("source", "cnn4", settings=source_settings), {}).replace("--out DIR", "--out SOURCE")
-    outcome = x.outcome(arms, runs, standard_table(arms, runs), combine(parts), numbers, [curves(runs, "test error", lambda r: 1 - r["test_top1"])])
+    outcome = x.outcome(
+        arms,
+        runs,
+        standard_table(arms, runs),
+        combine(parts),
+        numbers,
+        [curves(runs, "test error", lambda r: 1 - r["test_top1"])],
+    )
     outcome.commands = [source_command] + [c.replace(str(src), "SOURCE") for c in outcome.commands]
     return outcome
-
-

@@ -15,14 +15,17 @@ def first_epoch_below(history: list[dict], error: float) -> int | None:
     return next((r["epoch"] for r in history if 1 - r["train_top1"] <= error), None)
 
 
-def speedup_verdict(fast: list[int | None], slow: list[int | None], budget: int, held_at: float = 2.0
-                    ) -> tuple[str, str]:
+def speedup_verdict(
+    fast: list[int | None], slow: list[int | None], budget: int, held_at: float = 2.0
+) -> tuple[str, str]:
     """Verdict for "arm A reaches the target `held_at` times sooner than arm B", per seed: an
     arm that never reached it within `budget` epochs counts as budget + 1 (a lower bound)."""
     if any(f is None for f in fast):
         if all(f is None for f in fast) and all(s is not None for s in slow):
-            return NOT_HELD, (f"the supposedly slower arm reached the target (in {', '.join(map(str, slow))} epochs), "
-                              f"the faster one not within {budget}")
+            return NOT_HELD, (
+                f"the supposedly slower arm reached the target (in {', '.join(map(str, slow))} epochs), "
+                f"the faster one not within {budget}"
+            )
         return INCONCLUSIVE, f"the fast arm did not reach the target within {budget} epochs in every run"
     ratios = [((s if s is not None else budget + 1) / f) for f, s in zip(fast, slow)]
     bound = any(s is None for s in slow)

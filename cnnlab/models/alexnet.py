@@ -95,16 +95,28 @@ class AlexNetOWT(nn.Module):
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(3, 64, 11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
 
@@ -124,15 +136,23 @@ class AlexNetOWT(nn.Module):
         self.classifier[-1] = new_head(self.classifier[-1], num_classes)
 
 
-@register_model(paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks",
-                year=2012, input_size=(3, 227, 227), num_classes=1000)
+@register_model(
+    paper="Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks",
+    year=2012,
+    input_size=(3, 227, 227),
+    num_classes=1000,
+)
 def alexnet(*, num_classes: int = 1000, **kwargs) -> AlexNet:
     """AlexNet as published: two-tower groups, LRN, overlapping pooling, 60,965,224 parameters."""
     return AlexNet(num_classes=num_classes, **kwargs)
 
 
-@register_model(paper="Krizhevsky, One weird trick for parallelizing convolutional neural networks",
-                year=2014, input_size=(3, 224, 224), num_classes=1000)
+@register_model(
+    paper="Krizhevsky, One weird trick for parallelizing convolutional neural networks",
+    year=2014,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+)
 def alexnet_owt(*, num_classes: int = 1000, **kwargs) -> AlexNetOWT:
     """torchvision's AlexNet: one tower, 64-192-384-256-256 channels, no LRN."""
     return AlexNetOWT(num_classes=num_classes, **kwargs)

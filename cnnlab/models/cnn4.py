@@ -14,8 +14,13 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "maxout")
 
 def activation_layer(name: str) -> nn.Module:
     """The named non-linearity; "maxout" takes the max over channel pairs (its input has 2x the channels)."""
-    layers = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU,
-              "maxout": lambda: Maxout(2)}
+    layers = {
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "leaky_relu": nn.LeakyReLU,
+        "maxout": lambda: Maxout(2),
+    }
     if name not in layers:
         raise CnnlabError(f"activation must be one of {', '.join(layers)}, got {name!r}")
     return layers[name]()
@@ -37,8 +42,15 @@ class SmallCNN(nn.Module):
     response normalisation.
     """
 
-    def __init__(self, num_classes: int = 10, activation: str = "relu", width: float = 1.0,
-                 batchnorm: bool = False, hidden: int = 0, dropout: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        activation: str = "relu",
+        width: float = 1.0,
+        batchnorm: bool = False,
+        hidden: int = 0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise CnnlabError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
@@ -75,8 +87,12 @@ class SmallCNN(nn.Module):
         self.fc = new_head(self.fc, num_classes)
 
 
-@register_model(paper="Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep CNNs (Fig. 1)",
-                year=2012, input_size=(3, 32, 32), num_classes=10)
+@register_model(
+    paper="Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep CNNs (Fig. 1)",
+    year=2012,
+    input_size=(3, 32, 32),
+    num_classes=10,
+)
 def cnn4(*, num_classes: int = 10, **kwargs) -> SmallCNN:
     """The four-layer CIFAR-10 network of AlexNet's Fig. 1 (ReLU vs tanh), activation selectable."""
     return SmallCNN(num_classes=num_classes, **kwargs)

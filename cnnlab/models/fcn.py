@@ -46,7 +46,7 @@ def upsample(channels: int, factor: int) -> nn.ConvTranspose2d:
 
 
 def crop(x: Tensor, offset: int, like: Tensor) -> Tensor:
-    return x[:, :, offset:offset + like.shape[2], offset:offset + like.shape[3]]
+    return x[:, :, offset : offset + like.shape[2], offset : offset + like.shape[3]]
 
 
 class FCN(nn.Module):
@@ -73,16 +73,30 @@ class FCN(nn.Module):
 
     dense = True  # a class score for every pixel (segmentation), not one per image
 
-    def __init__(self, stride: int = 32, num_classes: int = 21, dropout: float = 0.5, width: float = 1.0,
-                 in_channels: int = 3, pad100: bool = True, batch_norm: bool = False):
+    def __init__(
+        self,
+        stride: int = 32,
+        num_classes: int = 21,
+        dropout: float = 0.5,
+        width: float = 1.0,
+        in_channels: int = 3,
+        pad100: bool = True,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         if stride not in FCN_CROPS:
             raise ValueError(f"FCN stride must be 32, 16 or 8, got {stride}")
         self.stride, self.pad100 = stride, pad100
         self.crops = (FCN_CROPS if pad100 else SAME_CROPS)[stride]
         self.input_size = (in_channels, 224, 224)
-        self.features = make_layers(VGG_CFGS["D"], batch_norm=batch_norm, first_padding=100 if pad100 else 1,
-                                    ceil_mode=pad100, in_channels=in_channels, width=width)
+        self.features = make_layers(
+            VGG_CFGS["D"],
+            batch_norm=batch_norm,
+            first_padding=100 if pad100 else 1,
+            ceil_mode=pad100,
+            in_channels=in_channels,
+            width=width,
+        )
         pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
         self.pool3_index, self.pool4_index = pools[2], pools[3]
         c4, c5, fc = (max(1, round(c * width)) for c in (256, 512, 4096))
@@ -158,7 +172,8 @@ class ContextModule(nn.Module):
         super().__init__()
         self.input_size = (num_classes, None, None)
         self.layers = nn.ModuleList(
-            nn.Conv2d(num_classes, num_classes, 3, padding=d, dilation=d) for d in CONTEXT_DILATIONS)
+            nn.Conv2d(num_classes, num_classes, 3, padding=d, dilation=d) for d in CONTEXT_DILATIONS
+        )
         self.relu = nn.ReLU()
         self.final = nn.Conv2d(num_classes, num_classes, 1)
         with torch.no_grad():
@@ -189,16 +204,27 @@ class DilatedFrontEnd(nn.Module):
 
     dense = True  # a class score for every pixel (segmentation), not one per image
 
-    def __init__(self, num_classes: int = 21, context: bool = True, width: float = 1.0, in_channels: int = 3,
-                 dropout: float = 0.5, fc_width: float | None = None, batch_norm: bool = False):
+    def __init__(
+        self,
+        num_classes: int = 21,
+        context: bool = True,
+        width: float = 1.0,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        fc_width: float | None = None,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         self.input_size = (in_channels, 224, 224)
-        cfg = VGG_CFGS["D"][:VGG_CFGS["D"].index("M", 10)]  # up to conv4_3: three pools, stride 8
+        cfg = VGG_CFGS["D"][: VGG_CFGS["D"].index("M", 10)]  # up to conv4_3: three pools, stride 8
         layers = list(make_layers(cfg, batch_norm=batch_norm, in_channels=in_channels, width=width))
         c4, fc = max(1, round(512 * width)), max(1, round(4096 * (fc_width or width)))
         for _ in range(3):  # conv5_1..3, dilation 2
-            layers += [nn.Conv2d(c4, c4, 3, padding=2, dilation=2),
-                       *([nn.BatchNorm2d(c4)] if batch_norm else []), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c4, c4, 3, padding=2, dilation=2),
+                *([nn.BatchNorm2d(c4)] if batch_norm else []),
+                nn.ReLU(inplace=True),
+            ]
         self.features = nn.Sequential(*layers)
         self.fc6 = nn.Conv2d(c4, fc, 7, padding=12, dilation=4)
         self.fc7 = nn.Conv2d(fc, fc, 1)
@@ -230,8 +256,12 @@ class DilatedFrontEnd(nn.Module):
         return self.upscore(self.context(self.score(h)))
 
 
-_FCN = dict(paper="Long et al., Fully Convolutional Networks for Semantic Segmentation", year=2015,
-            input_size=(3, 224, 224), num_classes=21)
+_FCN = dict(
+    paper="Long et al., Fully Convolutional Networks for Semantic Segmentation",
+    year=2015,
+    input_size=(3, 224, 224),
+    num_classes=21,
+)
 
 
 @register_model(**_FCN)
@@ -252,15 +282,23 @@ def fcn8s(*, num_classes: int = 21, **kwargs) -> FCN:
     return FCN(8, num_classes=num_classes, **kwargs)
 
 
-@register_model(paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions", year=2016,
-                input_size=(3, 224, 224), num_classes=21)
+@register_model(
+    paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions",
+    year=2016,
+    input_size=(3, 224, 224),
+    num_classes=21,
+)
 def dilated_frontend(*, num_classes: int = 21, **kwargs) -> DilatedFrontEnd:
     """Dilated VGG-16 front end (output stride 8) with the basic context module (context=False: without)."""
     return DilatedFrontEnd(num_classes=num_classes, **kwargs)
 
 
-@register_model(paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions", year=2016,
-                input_size=(21, 64, 64), num_classes=21)
+@register_model(
+    paper="Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions",
+    year=2016,
+    input_size=(21, 64, 64),
+    num_classes=21,
+)
 def dilated_context(*, num_classes: int = 21, **kwargs) -> ContextModule:
     """Dilated-convolution context module (basic), dilations 1-1-2-4-8-16-1, identity init."""
     return ContextModule(num_classes=num_classes, **kwargs)

@@ -6,7 +6,8 @@ with Convolutions", CVPR 2015 (arXiv:1409.4842), Table 1 and Section 5.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,7 @@ INCEPTION_CFGS = {
 class ConvBNReLU(nn.Module):
     """Convolution without bias, batch norm (eps 1e-3), ReLU: torchvision's BasicConv2d."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
@@ -53,14 +53,27 @@ class InceptionModule(nn.Module):
     ch1x1 + ch3x3 + ch5x5 + in_channels channels.
     """
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int | None, ch3x3: int,
-                 ch5x5red: int | None, ch5x5: int, pool_proj: int | None, naive: bool = False,
-                 conv_block: Callable[..., nn.Module] = ConvReLU, kernel5: int = 5):
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int | None,
+        ch3x3: int,
+        ch5x5red: int | None,
+        ch5x5: int,
+        pool_proj: int | None,
+        naive: bool = False,
+        conv_block: Callable[..., nn.Module] = ConvReLU,
+        kernel5: int = 5,
+    ):
         super().__init__()
         self.branch1 = conv_block(in_channels, ch1x1, 1)
         if naive:
-            given = {k: v for k, v in (("ch3x3red", ch3x3red), ("ch5x5red", ch5x5red),
-                                       ("pool_proj", pool_proj)) if v is not None}
+            given = {
+                k: v
+                for k, v in (("ch3x3red", ch3x3red), ("ch5x5red", ch5x5red), ("pool_proj", pool_proj))
+                if v is not None
+            }
             if given:
                 raise ValueError(f"a naive inception module has no reductions; pass None for {sorted(given)}")
             self.branch2 = conv_block(in_channels, ch3x3, 3, padding=1)
@@ -68,12 +81,15 @@ class InceptionModule(nn.Module):
             self.branch4 = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
             self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
         else:
-            self.branch2 = nn.Sequential(conv_block(in_channels, ch3x3red, 1),
-                                         conv_block(ch3x3red, ch3x3, 3, padding=1))
-            self.branch3 = nn.Sequential(conv_block(in_channels, ch5x5red, 1),
-                                         conv_block(ch5x5red, ch5x5, kernel5, padding=kernel5 // 2))
-            self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                         conv_block(in_channels, pool_proj, 1))
+            self.branch2 = nn.Sequential(
+                conv_block(in_channels, ch3x3red, 1), conv_block(ch3x3red, ch3x3, 3, padding=1)
+            )
+            self.branch3 = nn.Sequential(
+                conv_block(in_channels, ch5x5red, 1), conv_block(ch5x5red, ch5x5, kernel5, padding=kernel5 // 2)
+            )
+            self.branch4 = nn.Sequential(
+                nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), conv_block(in_channels, pool_proj, 1)
+            )
             self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x: Tensor) -> Tensor:
@@ -133,8 +149,14 @@ class GoogLeNet(nn.Module):
 
     input_size = (3, 224, 224)
 
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, batch_norm: bool = False,
-                 dropout: float | None = None, transform_input: bool = False):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        aux_logits: bool = True,
+        batch_norm: bool = False,
+        dropout: float | None = None,
+        transform_input: bool = False,
+    ):
         super().__init__()
         # torchvision's published GoogLeNet weights were trained on inputs scaled to [-1, 1];
         # with transform_input the model takes ImageNet-standardised input and rescales it
@@ -150,11 +172,11 @@ class GoogLeNet(nn.Module):
         self.norm2 = nn.Identity() if batch_norm else local_response_norm(5, 1e-4 / 5, 0.75, 1.0)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         for name in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"):
-            setattr(self, f"inception{name}", InceptionModule(*INCEPTION_CFGS[name], conv_block=block,
-                                                              kernel5=kernel5))
+            setattr(self, f"inception{name}", InceptionModule(*INCEPTION_CFGS[name], conv_block=block, kernel5=kernel5))
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True) if batch_norm else \
-            nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.maxpool4 = (
+            nn.MaxPool2d(2, stride=2, ceil_mode=True) if batch_norm else nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        )
         self.aux_logits = aux_logits
         self.aux1 = InceptionAux(512, num_classes, block) if aux_logits else None
         self.aux2 = InceptionAux(528, num_classes, block) if aux_logits else None
@@ -217,15 +239,17 @@ class GoogLeNet(nn.Module):
                 aux.fc2 = new_head(aux.fc2, num_classes)
 
 
-@register_model(paper="Szegedy et al., Going Deeper with Convolutions", year=2014,
-                input_size=(3, 224, 224), num_classes=1000)
+@register_model(
+    paper="Szegedy et al., Going Deeper with Convolutions", year=2014, input_size=(3, 224, 224), num_classes=1000
+)
 def googlenet(*, num_classes: int = 1000, **kwargs) -> GoogLeNet:
     """GoogLeNet (Inception v1) as published: LRN, true 5x5 branches, two auxiliary classifiers."""
     return GoogLeNet(num_classes=num_classes, **kwargs)
 
 
-@register_model(paper="Szegedy et al., Going Deeper with Convolutions", year=2014,
-                input_size=(3, 224, 224), num_classes=1000)
+@register_model(
+    paper="Szegedy et al., Going Deeper with Convolutions", year=2014, input_size=(3, 224, 224), num_classes=1000
+)
 def googlenet_bn(*, num_classes: int = 1000, **kwargs) -> GoogLeNet:
     """torchvision's GoogLeNet: batch norm, 3x3 in the "5x5" branches (weight-compatible)."""
     return GoogLeNet(num_classes=num_classes, batch_norm=True, **kwargs)

@@ -21,8 +21,7 @@ def check_input(model: nn.Module, x: Tensor, expected: tuple) -> None:
     if len(shape) == len(expected) + 1 and all(e is None or e == s for e, s in zip(expected, shape[1:])):
         return
     name = getattr(model, "model_name", type(model).__name__)
-    want = _fmt(["N", *("HW"[i - 1] if e is None and len(expected) == 3 else e
-                         for i, e in enumerate(expected))])
+    want = _fmt(["N", *("HW"[i - 1] if e is None and len(expected) == 3 else e for i, e in enumerate(expected))])
     got = _fmt(shape) if len(shape) <= 1 or len(shape) == len(expected) else _fmt(["N", *shape[1:]])
     hint = "; add a batch dimension (x.unsqueeze(0))" if len(shape) == len(expected) else ""
     raise InputShapeError(f"{name} expects input {want}, got {got}{hint}")
@@ -42,15 +41,15 @@ def local_response_norm(size: int, alpha: float, beta: float, k: float) -> nn.Lo
 class ConvReLU(nn.Module):
     """Convolution (with bias) followed by ReLU, the unit of the pre-batch-norm papers."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, groups: int = 1):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, groups: int = 1
+    ):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.relu(self.conv(x))
-
 
 
 def new_head(old: nn.Linear, num_classes: int) -> nn.Linear:

@@ -6,7 +6,6 @@ Proc. IEEE 86(11), 1998, Section II.B.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,9 +17,21 @@ from .layers import check_input, new_head
 # feature map (column) combines: six take three contiguous maps, six take four contiguous,
 # three take four discontinuous and the last takes all six; 60 connections in all.
 C3_TABLE = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (0, 4, 5),
+    (0, 1, 5),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (0, 3, 4, 5),
+    (0, 1, 4, 5),
+    (0, 1, 2, 5),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
 
@@ -96,7 +107,7 @@ class PartialConv2d(nn.Module):
 
     def count_macs(self, output: Tensor) -> int:
         """Multiply-adds of the connected kernels only (the analyser asks for this)."""
-        return output.numel() // self.out_channels * self.connections * self.kernel_size ** 2
+        return output.numel() // self.out_channels * self.connections * self.kernel_size**2
 
     def full_weight(self) -> Tensor:
         k = self.kernel_size
@@ -172,6 +183,7 @@ class LeNet5(nn.Module):
     @torch.no_grad()
     def _init_paper(self) -> None:
         """U(-2.4/F, 2.4/F) with F the fan-in of the unit (LeCun et al. 1998, Appendix C)."""
+
         def uniform(t: Tensor, fan_in: float) -> None:
             t.uniform_(-2.4 / fan_in, 2.4 / fan_in)
 
@@ -250,15 +262,23 @@ class LeNet5Modern(nn.Module):
         self.fc3 = new_head(self.fc3, num_classes)
 
 
-@register_model(paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",
-                year=1998, input_size=(1, 32, 32), num_classes=10)
+@register_model(
+    paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",
+    year=1998,
+    input_size=(1, 32, 32),
+    num_classes=10,
+)
 def lenet5(*, num_classes: int = 10, **kwargs) -> LeNet5:
     """LeNet-5 as published: trainable subsampling, partial C3, scaled tanh, RBF outputs."""
     return LeNet5(num_classes=num_classes, **kwargs)
 
 
-@register_model(paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",
-                year=1998, input_size=(1, 28, 28), num_classes=10)
+@register_model(
+    paper="LeCun et al., Gradient-Based Learning Applied to Document Recognition",
+    year=1998,
+    input_size=(1, 28, 28),
+    num_classes=10,
+)
 def lenet5_modern(*, num_classes: int = 10, **kwargs) -> LeNet5Modern:
     """The lectures' modified LeNet: conv-ReLU-maxpool x2, FC-ReLU x2, FC (input_size 28 or 32)."""
     return LeNet5Modern(num_classes=num_classes, **kwargs)

@@ -14,8 +14,15 @@ from torch import Tensor, nn
 from ..registry import register_model
 from .layers import Maxout, check_input, new_head
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-               "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "maxout": lambda: Maxout(2)}
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "maxout": lambda: Maxout(2),
+}
 
 
 class MLP(nn.Module):
@@ -28,8 +35,14 @@ class MLP(nn.Module):
     Deviations from the paper: none in kind; sizes, activation and dropout are options.
     """
 
-    def __init__(self, in_features: int = 784, hidden: tuple[int, ...] = (256, 128),
-                 num_classes: int = 10, activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        in_features: int = 784,
+        hidden: tuple[int, ...] = (256, 128),
+        num_classes: int = 10,
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -61,10 +74,20 @@ class MLP(nn.Module):
         self.fc = new_head(self.fc, num_classes)
 
 
-@register_model(paper="Rumelhart et al., Learning representations by back-propagating errors",
-                year=1986, input_size=(1, 28, 28), num_classes=10)
-def mlp(*, num_classes: int | None = None, out_features: int | None = None,
-        in_features: int = 784, hidden: tuple[int, ...] = (256, 128), **kwargs) -> MLP:
+@register_model(
+    paper="Rumelhart et al., Learning representations by back-propagating errors",
+    year=1986,
+    input_size=(1, 28, 28),
+    num_classes=10,
+)
+def mlp(
+    *,
+    num_classes: int | None = None,
+    out_features: int | None = None,
+    in_features: int = 784,
+    hidden: tuple[int, ...] = (256, 128),
+    **kwargs,
+) -> MLP:
     """Multi-layer perceptron: flatten, Linear-activation per hidden size, Linear output."""
     if num_classes is not None and out_features is not None and num_classes != out_features:
         raise ValueError(f"num_classes={num_classes} and out_features={out_features} disagree; give one")

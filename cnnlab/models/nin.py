@@ -34,8 +34,9 @@ class MLPConv(nn.Module):
     1x1 convolution is the classifier).
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, stride: int, padding: int,
-                 mid: int, out: int | None):
+    def __init__(
+        self, in_channels: int, channels: int, kernel_size: int, stride: int, padding: int, mid: int, out: int | None
+    ):
         super().__init__()
         self.conv = ConvReLU(in_channels, channels, kernel_size, stride, padding)
         self.cccp1 = ConvReLU(channels, mid, 1)

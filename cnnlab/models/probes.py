@@ -42,8 +42,15 @@ class FilterStack(_Classifier):
     `batchnorm=True` puts batch norm between every convolution and its ReLU (not VGG's: it
     lets both designs train to the end in a short budget)."""
 
-    def __init__(self, design: str = "3x3", kernel: int = 7, channels: int = 32, stages: int = 2,
-                 num_classes: int = 10, batchnorm: bool = False):
+    def __init__(
+        self,
+        design: str = "3x3",
+        kernel: int = 7,
+        channels: int = 32,
+        stages: int = 2,
+        num_classes: int = 10,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         if design not in ("3x3", "single") or kernel < 3 or kernel % 2 == 0:
             raise CnnlabError(f"design must be 3x3 or single and kernel an odd size >= 3, got {design!r}, {kernel}")
@@ -52,8 +59,9 @@ class FilterStack(_Classifier):
         def unit(cin: int, k: int, stride: int = 1) -> nn.Module:
             if not batchnorm:
                 return ConvReLU(cin, c, k, stride=stride, padding=k // 2)
-            return nn.Sequential(nn.Conv2d(cin, c, k, stride, k // 2, bias=False), nn.BatchNorm2d(c),
-                                 nn.ReLU(inplace=True))
+            return nn.Sequential(
+                nn.Conv2d(cin, c, k, stride, k // 2, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)
+            )
 
         layers: list[nn.Module] = [unit(3, 3, stride=2)]
         for _ in range(stages):
@@ -83,8 +91,11 @@ class InceptionNet(_Classifier):
         stem = [ConvReLU(3, 48, 5, stride=2, padding=2), nn.MaxPool2d(3, stride=2, padding=1)]
         modules, cin = [], 48
         for c1, c3r, c3, c5r, c5, pp in (_INCEPTION_3A, _INCEPTION_3B):
-            block = (InceptionModule(cin, c1, None, c3, None, c5, None, naive=True) if naive
-                     else InceptionModule(cin, c1, c3r, c3, c5r, c5, pp))
+            block = (
+                InceptionModule(cin, c1, None, c3, None, c5, None, naive=True)
+                if naive
+                else InceptionModule(cin, c1, c3r, c3, c5r, c5, pp)
+            )
             modules.append(block)
             cin = block.out_channels
         self.features = nn.Sequential(*stem, *modules)
@@ -103,8 +114,14 @@ class AlexNetCifar(_Classifier):
     `batchnorm=True` puts batch norm between every convolution and its ReLU (not AlexNet's: it
     lets the eight-layer net train as fast per epoch as the ablated ones in a short run)."""
 
-    def __init__(self, width: float = 0.25, fc: int = 512, remove: tuple[str, ...] = (), num_classes: int = 10,
-                 batchnorm: bool = False):
+    def __init__(
+        self,
+        width: float = 0.25,
+        fc: int = 512,
+        remove: tuple[str, ...] = (),
+        num_classes: int = 10,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         bad = [r for r in remove if r not in ALEXNET_LAYERS]
         if bad:
@@ -112,8 +129,12 @@ class AlexNetCifar(_Classifier):
         c1, c2, c3, c4, c5 = (max(1, round(c * width)) for c in (64, 192, 384, 256, 256))
         pool = lambda: nn.MaxPool2d(3, stride=2, padding=1)  # noqa: E731
         conv = ConvBNReLU if batchnorm else ConvReLU
-        layers = {"conv1": conv(3, c1, 5, padding=2), "pool1": pool(),
-                  "conv2": conv(c1, c2, 5, padding=2), "pool2": pool()}
+        layers = {
+            "conv1": conv(3, c1, 5, padding=2),
+            "pool1": pool(),
+            "conv2": conv(c1, c2, 5, padding=2),
+            "pool2": pool(),
+        }
         cin = c2
         for name, c in (("conv3", c3), ("conv4", c4)):
             if name not in remove:
@@ -149,8 +170,12 @@ def inception_cifar(*, num_classes: int = 10, **kwargs) -> InceptionNet:
     return InceptionNet(num_classes=num_classes, **kwargs)
 
 
-@register_model(paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks (Table 3)",
-                year=2014, input_size=(3, 32, 32), num_classes=10)
+@register_model(
+    paper="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks (Table 3)",
+    year=2014,
+    input_size=(3, 32, 32),
+    num_classes=10,
+)
 def alexnet_cifar(*, num_classes: int = 10, **kwargs) -> AlexNetCifar:
     """AlexNet's eight layers at CIFAR scale; remove=('fc6', 'fc7') etc. for the ablation."""
     return AlexNetCifar(num_classes=num_classes, remove=tuple(kwargs.pop("remove", ())), **kwargs)

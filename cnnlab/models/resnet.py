@@ -28,8 +28,15 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1,
-                 downsample: nn.Module | None = None, stride_in_1x1: bool = False, shortcut: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        stride_in_1x1: bool = False,
+        shortcut: bool = True,
+    ):
         super().__init__()
         self.conv1 = conv3x3(in_channels, channels, stride)
         self.bn1 = nn.BatchNorm2d(channels)
@@ -54,8 +61,15 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1,
-                 downsample: nn.Module | None = None, stride_in_1x1: bool = True, shortcut: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        stride_in_1x1: bool = True,
+        shortcut: bool = True,
+    ):
         super().__init__()
         self.conv1 = conv1x1(in_channels, channels, stride if stride_in_1x1 else 1)
         self.bn1 = nn.BatchNorm2d(channels)
@@ -104,8 +118,14 @@ class ResNet(nn.Module):
 
     input_size = (3, 224, 224)
 
-    def __init__(self, block: type[BasicBlock | Bottleneck], layers: tuple[int, ...],
-                 num_classes: int = 1000, variant: str = "v1", zero_init_residual: bool = False):
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: tuple[int, ...],
+        num_classes: int = 1000,
+        variant: str = "v1",
+        zero_init_residual: bool = False,
+    ):
         super().__init__()
         if variant not in ("v1", "v1.5"):
             raise ValueError(f"variant must be 'v1' or 'v1.5', got {variant!r}")
@@ -127,8 +147,10 @@ class ResNet(nn.Module):
     def _make_layer(self, block, channels: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.in_channels != channels * block.expansion:
-            downsample = nn.Sequential(conv1x1(self.in_channels, channels * block.expansion, stride),
-                                       nn.BatchNorm2d(channels * block.expansion))
+            downsample = nn.Sequential(
+                conv1x1(self.in_channels, channels * block.expansion, stride),
+                nn.BatchNorm2d(channels * block.expansion),
+            )
         s1 = self.variant == "v1"
         layers = [block(self.in_channels, channels, stride, downsample, stride_in_1x1=s1)]
         self.in_channels = channels * block.expansion
@@ -178,7 +200,7 @@ class ShortcutA(nn.Module):
         self.out_channels, self.stride = out_channels, stride
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x[:, :, ::self.stride, ::self.stride]
+        x = x[:, :, :: self.stride, :: self.stride]
         extra = self.out_channels - x.shape[1]
         return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
 

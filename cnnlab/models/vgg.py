@@ -18,16 +18,15 @@ VGG_CFGS = {
     "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     "A-LRN": (64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "C": (64, 64, "M", 128, 128, "M", 256, 256, (256, 1), "M", 512, 512, (512, 1), "M",
-          512, 512, (512, 1), "M"),
+    "C": (64, 64, "M", 128, 128, "M", 256, 256, (256, 1), "M", 512, 512, (512, 1), "M", 512, 512, (512, 1), "M"),
     "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-          512, 512, 512, 512, "M"),
+    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 
 
-def make_layers(cfg, batch_norm: bool, first_padding: int = 1, ceil_mode: bool = False,
-                in_channels: int = 3, width: float = 1.0) -> nn.Sequential:
+def make_layers(
+    cfg, batch_norm: bool, first_padding: int = 1, ceil_mode: bool = False, in_channels: int = 3, width: float = 1.0
+) -> nn.Sequential:
     """The convolutional part of a VGG configuration, laid out as torchvision's `features`.
 
     FCN's backbone pads the first convolution by 100 and pools with ceil rounding (Caffe);
@@ -73,8 +72,12 @@ class VGG(nn.Module):
         super().__init__()
         self.features = make_layers(cfg, batch_norm)
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
         self._init_weights()
@@ -107,8 +110,12 @@ class VGG(nn.Module):
         self.classifier[-1] = new_head(self.classifier[-1], num_classes)
 
 
-_PAPER = dict(paper="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition",
-              year=2014, input_size=(3, 224, 224), num_classes=1000)
+_PAPER = dict(
+    paper="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition",
+    year=2014,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+)
 
 
 @register_model(**_PAPER)

@@ -39,8 +39,9 @@ def epoch_order(data, cfg: TrainConfig, gen: torch.Generator, epoch: int) -> Ten
     return torch.randperm(len(data), device=data.labels.device, generator=gen)
 
 
-def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, order: Tensor, d: Dist = Dist(),
-                  first_step: int = 0):
+def epoch_batches(
+    data, cfg: TrainConfig, gen: torch.Generator, epoch: int, order: Tensor, d: Dist = Dist(), first_step: int = 0
+):
     """The training batches of an epoch in `order`, from step `first_step` on; augmentations draw
     from the run's generator (data on the device) or from seeds per epoch and step (folders)."""
     start = first_step * cfg.batch_size
@@ -48,7 +49,7 @@ def epoch_batches(data, cfg: TrainConfig, gen: torch.Generator, epoch: int, orde
         yield from data.batches(order[start:], d, seed=(cfg.seed * 100_003 + epoch) * 100_003 + first_step)
         return
     for begin in range(start, len(order), cfg.batch_size):
-        x, y = data.batch(order[begin:begin + cfg.batch_size], cfg.augment, gen)
+        x, y = data.batch(order[begin : begin + cfg.batch_size], cfg.augment, gen)
         if d.world > 1:  # every process draws the same global batch and keeps its own part
             x, y = x.tensor_split(d.world)[d.rank], y.tensor_split(d.world)[d.rank]
         yield x, y

@@ -67,8 +67,20 @@ def setting(
     name it (`label`, `unit`), and its role: `resumable` (a resumed run may change it), `restored`
     (--resume takes it from the run's config.json), `in_files` (a config file may set it), and
     extra argparse keywords for its flag (`flag`)."""
-    meta = dict(help=help, choices=choices, low=low, above=above, below=below, label=label, unit=unit, parse=parse,
-                resumable=resumable, restored=restored, in_files=in_files, flag=flag or {})
+    meta = dict(
+        help=help,
+        choices=choices,
+        low=low,
+        above=above,
+        below=below,
+        label=label,
+        unit=unit,
+        parse=parse,
+        resumable=resumable,
+        restored=restored,
+        in_files=in_files,
+        flag=flag or {},
+    )
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -143,7 +155,9 @@ class TrainConfig:
         "per-layer activation and gradient statistics after every epoch (layer_stats.jsonl)",
         resumable=True,
     )
-    loss: str = setting("ce", "ce: cross-entropy (classification); mse: squared error (regression)", choices=("ce", "mse"))
+    loss: str = setting(
+        "ce", "ce: cross-entropy (classification); mse: squared error (regression)", choices=("ce", "mse")
+    )
     target: str | None = setting(None, "the column to predict, for csv:PATH")
     out: str | None = setting(
         None,
@@ -169,7 +183,9 @@ class TrainConfig:
     # checkpoint.safetensors is rewritten after every epoch, and also every N steps and/or every
     # M minutes inside an epoch when set (a killed run loses at most that much work)
     checkpoint_steps: int | None = setting(
-        None, "also write the resumable checkpoint every N steps (default: after every epoch only)", low=1,
+        None,
+        "also write the resumable checkpoint every N steps (default: after every epoch only)",
+        low=1,
         resumable=True,
     )
     checkpoint_minutes: float | None = setting(None, "also write it every M minutes", above=0, resumable=True)
@@ -272,9 +288,7 @@ class TrainConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if not self.fits_type(f.name, value):
-                raise CnnlabError(
-                    f"{f.name} = {value!r} has the wrong type; e.g. {f.name} = {self.example(f.name)!r}"
-                )
+                raise CnnlabError(f"{f.name} = {value!r} has the wrong type; e.g. {f.name} = {self.example(f.name)!r}")
             if message := problem(f.name, value):
                 raise CnnlabError(message)
         self._check_together()

@@ -43,8 +43,12 @@ def agree(stop_signal: str | None, bad_step: Tensor, d: Dist) -> tuple[str | Non
     (a process that stopped alone would leave the others waiting in the next all-reduce)."""
     if d.world == 1:
         return stop_signal, int(bad_step.item())
-    flags = torch.stack([torch.tensor(float(stop_signal is not None), device=bad_step.device),
-                         torch.where(bad_step < 0, torch.inf, bad_step.float())])
+    flags = torch.stack(
+        [
+            torch.tensor(float(stop_signal is not None), device=bad_step.device),
+            torch.where(bad_step < 0, torch.inf, bad_step.float()),
+        ]
+    )
     flags[0] = -flags[0]  # one MIN reduction: any process's stop, and the earliest bad step
     all_reduce(flags, d, op=dist.ReduceOp.MIN)
     first_bad = -1 if math.isinf(flags[1].item()) else int(flags[1].item())

@@ -88,25 +88,40 @@ def train(cfg: TrainConfig, log=print) -> dict:
     return {"test": test, "history": s.history, "model": model, "num_classes": len(data.classes) or 1}
 
 
-def assemble(cfg: TrainConfig, model: nn.Module, frozen: list, data: RunData, device: torch.device, d: Dist,
-             log) -> Parts:
+def assemble(
+    cfg: TrainConfig, model: nn.Module, frozen: list, data: RunData, device: torch.device, d: Dist, log
+) -> Parts:
     """The model as the step runs it (DistributedDataParallel in a torchrun job, torch.compile if
     asked), the optimiser, the schedule, and the generator of the batches."""
     steps_per_epoch = 1 if cfg.overfit_batch else math.ceil(len(data.train) / cfg.batch_size)
     net = model
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        log(f"distributed: {d.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // d.world} per "
+        log(
+            f"distributed: {d.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // d.world} per "
             f"process), lr {cfg.lr} as given (for a global batch k times larger, the linear scaling rule "
-            "multiplies the lr by k)")
+            "multiplies the lr by k)"
+        )
     eager = net
     if cfg.compile:
         net = torch.compile(net, mode=None if cfg.compile in (True, "default") else cfg.compile)
     opt = make_optimizer(cfg, model)
-    return Parts(cfg, model, net, eager, full_batch_size(data.train, cfg, d), frozen, data, opt,
-                 Schedule(cfg, opt, steps_per_epoch), torch.Generator(device=device).manual_seed(cfg.seed),
-                 torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"),
-                 steps_per_epoch, device, d)
+    return Parts(
+        cfg,
+        model,
+        net,
+        eager,
+        full_batch_size(data.train, cfg, d),
+        frozen,
+        data,
+        opt,
+        Schedule(cfg, opt, steps_per_epoch),
+        torch.Generator(device=device).manual_seed(cfg.seed),
+        torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"),
+        steps_per_epoch,
+        device,
+        d,
+    )
 
 
 def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFolder) -> dict:
@@ -133,9 +148,11 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
                 x, y_mixed, lam = mix_batch(x, y, cfg.mixup, cfg.seed, s.steps_done, p.gen)
             with p.autocast:  # bf16 on CUDA; a short last batch runs eagerly, not through a new compilation
                 out = (p.net if len(x) == p.full else p.eager)(x)
-                loss = (lam * loss_fn(out, y, cfg.label_smoothing) + (1 - lam) * loss_fn(
-                        out, y_mixed, cfg.label_smoothing) if cfg.mixup else
-                        loss_fn(out, y, cfg.label_smoothing)) + penalty(model, cfg.l1, cfg.l2)
+                loss = (
+                    lam * loss_fn(out, y, cfg.label_smoothing) + (1 - lam) * loss_fn(out, y_mixed, cfg.label_smoothing)
+                    if cfg.mixup
+                    else loss_fn(out, y, cfg.label_smoothing)
+                ) + penalty(model, cfg.l1, cfg.l2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
         if cfg.clip_grad_norm:
@@ -155,8 +172,11 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
         if done:
             break
         if bar is not None and i % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}",
-                            img_s=f"{(i + 1 - first) * cfg.batch_size / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(
+                loss=f"{loss.item():.4f}",
+                lr=f"{lr:.3g}",
+                img_s=f"{(i + 1 - first) * cfg.batch_size / (time.perf_counter() - t0):.0f}",
+            )
             bar.update(min(20, p.steps_per_epoch - i))
     if bar is not None:
         bar.close()
@@ -181,15 +201,34 @@ def hits(out, y: torch.Tensor, y_mixed: torch.Tensor | None, lam: float) -> torc
     return (right.sum((1, 2)) / (y != IGNORE).sum((1, 2)).clamp_min(1)).sum()
 
 
-def between_steps(p: Parts, s: Progress, run: RunFolder, stop: StopRequest, epoch: int, taken: int, done: bool,
-                  bad_step, loss, lr: float, total, correct, last_save: float) -> float:
+def between_steps(
+    p: Parts,
+    s: Progress,
+    run: RunFolder,
+    stop: StopRequest,
+    epoch: int,
+    taken: int,
+    done: bool,
+    bad_step,
+    loss,
+    lr: float,
+    total,
+    correct,
+    last_save: float,
+) -> float:
     """After a step, now and then (every step on one CPU; every 20 where a check waits for a
     device or the other processes): stop on a loss that is not finite, write a checkpoint when
     one is due or a stop was asked for, then stop. Returns when the last checkpoint was written."""
     cfg = p.cfg
-    due = run.writes and taken < p.steps_per_epoch and not done and (
-        (cfg.checkpoint_steps and s.steps_done % cfg.checkpoint_steps == 0)
-        or (cfg.checkpoint_minutes and time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes))
+    due = (
+        run.writes
+        and taken < p.steps_per_epoch
+        and not done
+        and (
+            (cfg.checkpoint_steps and s.steps_done % cfg.checkpoint_steps == 0)
+            or (cfg.checkpoint_minutes and time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes)
+        )
+    )
     check_every = 1 if p.device.type == "cpu" and p.d.world == 1 else 20
     if not (due or done or s.steps_done % check_every == 0 or taken == p.steps_per_epoch):
         return last_save
@@ -198,7 +237,8 @@ def between_steps(p: Parts, s: Progress, run: RunFolder, stop: StopRequest, epoc
         raise TrainingDiverged(
             f"the loss became {loss.item()} at step {first_bad} (epoch {epoch}, lr {lr:.4g}); "
             f"{'the last checkpoint is kept in ' + str(run.path) if cfg.out else 'nothing was saved'}; "
-            "try a smaller --lr or --clip-grad-norm")
+            "try a smaller --lr or --clip-grad-norm"
+        )
     if (due or stopping) and run.writes:
         inside = {"step_in_epoch": taken, "loss_sum": total.item(), "correct_sum": correct.item()}
         run.save_checkpoint(p.model, p.opt, p.schedule, p.gen, s, epoch - 1, inside)
@@ -206,8 +246,12 @@ def between_steps(p: Parts, s: Progress, run: RunFolder, stop: StopRequest, epoc
     if stopping:
         interrupted = TrainingInterrupted(
             f"stopped by {stopping} at epoch {epoch}, step {taken}; "
-            + (f"the checkpoint is saved; resume with: cnnlab train {cfg.model} --out {run.path} --resume"
-               if cfg.out else "nothing was saved (no --out)"))
+            + (
+                f"the checkpoint is saved; resume with: cnnlab train {cfg.model} --out {run.path} --resume"
+                if cfg.out
+                else "nothing was saved (no --out)"
+            )
+        )
         interrupted.exit_code = 128 + signal.Signals[stopping].value  # 130 Ctrl-C, 143 SIGTERM
         raise interrupted
     return last_save
@@ -221,14 +265,23 @@ def end_epoch(p: Parts, s: Progress, row: dict, run: RunFolder, log) -> bool:
     if cfg.layer_stats and p.d.rank == 0:
         stats = layer_statistics(model, *next(eval_batches(p.data.train, min(256, cfg.batch_size))))
         run.layer_stats(epoch, stats)
-        log("gradient norms, input to output: " + ", ".join(
-            f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None))
+        log(
+            "gradient norms, input to output: "
+            + ", ".join(f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None)
+        )
     with p.autocast:
         test = evaluate(model, p.data.test, d=p.d)
         val = evaluate(model, p.data.val, d=p.d) if p.data.val is not None else {}
     seconds, images = row.pop("seconds"), row.pop("images")
-    row.update({**{f"test_{k}": v for k, v in test.items()}, **{f"val_{k}": v for k, v in val.items()},
-                "lr": p.opt.param_groups[0]["lr"], "images_per_s": images / seconds, "time": s.seconds()})
+    row.update(
+        {
+            **{f"test_{k}": v for k, v in test.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+            "lr": p.opt.param_groups[0]["lr"],
+            "images_per_s": images / seconds,
+            "time": s.seconds(),
+        }
+    )
     s.history.append(row)
     better = run.writes and (s.best is None or score(row) > s.best)
     if better:
@@ -251,8 +304,9 @@ def out_of_memory_hint(cfg: TrainConfig, device: torch.device):
     try:
         yield
     except torch.cuda.OutOfMemoryError:
-        raise CnnlabError(f"out of memory on {device} at batch size {cfg.batch_size}; "
-                          f"try --batch-size {max(1, cfg.batch_size // 2)}") from None
+        raise CnnlabError(
+            f"out of memory on {device} at batch size {cfg.batch_size}; try --batch-size {max(1, cfg.batch_size // 2)}"
+        ) from None
 
 
 def _silent(line: str) -> None:

@@ -25,8 +25,9 @@ def penalty(model: nn.Module, l1: float, l2: float) -> Tensor | float:
     return total
 
 
-def mix_batch(x: Tensor, y: Tensor, alpha: float, seed: int, step: int, generator: torch.Generator
-              ) -> tuple[Tensor, Tensor, float]:
+def mix_batch(
+    x: Tensor, y: Tensor, alpha: float, seed: int, step: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor, float]:
     """mixup (Zhang et al. 2018): every image blended with another of the batch, lam x_i +
     (1 - lam) x_j, with lam ~ Beta(alpha, alpha) drawn once per batch as in the paper's code; the
     loss blends the two labels' losses the same way. (x, the partners' labels, lam). lam depends
@@ -44,5 +45,6 @@ def loss_fn(out, y: Tensor, label_smoothing: float) -> Tensor:
     if isinstance(out, tuple):
         main, *aux = out
         return F.cross_entropy(main, y, label_smoothing=label_smoothing) + 0.3 * sum(
-            F.cross_entropy(a, y, label_smoothing=label_smoothing) for a in aux)
+            F.cross_entropy(a, y, label_smoothing=label_smoothing) for a in aux
+        )
     return F.cross_entropy(out, y, label_smoothing=label_smoothing, ignore_index=IGNORE)

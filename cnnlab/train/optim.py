@@ -18,8 +18,14 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     # over the parameter tensors
     fused = {"fused": True} if fusable(params) else {}
     if cfg.optimizer == "sgd":  # momentum 0 is plain mini-batch SGD
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                               weight_decay=wd, **fused)
+        return torch.optim.SGD(
+            groups,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=wd,
+            **fused,
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=wd, **fused)
     if cfg.optimizer == "adamw":
@@ -46,9 +52,15 @@ def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:
 def fusable(params: list[Tensor]) -> bool:
     """Fused SGD/Adam/AdamW exist for float parameters on the CPU and CUDA from PyTorch 2.4."""
     version = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
-    return version >= (2, 4) and bool(params) and all(
-        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-        for p in params)
+    return (
+        version >= (2, 4)
+        and bool(params)
+        and all(
+            p.device.type in ("cpu", "cuda")
+            and p.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+            for p in params
+        )
+    )
 
 
 class Schedule:
@@ -67,8 +79,13 @@ class Schedule:
             # momentum (Adam's beta1) cycles 0.95 -> 0.85 -> 0.95 against the lr, as in Smith's policy,
             # where the optimiser has one: Adagrad has none, and momentum 0 stays plain SGD/RMSProp
             cycle = cfg.optimizer in ("adam", "adamw") or (cfg.optimizer != "adagrad" and cfg.momentum > 0)
-            main = sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=rest,
-                                    pct_start=0.25 if rest > 4 else min(0.75, 1.5 / rest), cycle_momentum=cycle)
+            main = sched.OneCycleLR(
+                opt,
+                max_lr=[g["lr"] for g in opt.param_groups],
+                total_steps=rest,
+                pct_start=0.25 if rest > 4 else min(0.75, 1.5 / rest),
+                cycle_momentum=cycle,
+            )
         elif cfg.schedule == "cosine":
             main = sched.CosineAnnealingLR(opt, T_max=rest)
         elif cfg.schedule == "step":

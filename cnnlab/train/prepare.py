@@ -63,8 +63,10 @@ def read_examples(cfg: TrainConfig, device: torch.device) -> Examples:
         examples = Examples(*_images(cfg), None, (), list(mean), list(std))
         examples.classes = examples.train.classes
     if cfg.val_split and not (examples.val is not None and len(examples.val)):
-        raise CnnlabError(f"a validation split of {cfg.val_split} leaves no example to validate on (each class keeps "
-                          "at least one for training): use more training data or --val-split 0")
+        raise CnnlabError(
+            f"a validation split of {cfg.val_split} leaves no example to validate on (each class keeps "
+            "at least one for training): use more training data or --val-split 0"
+        )
     return examples
 
 
@@ -93,14 +95,15 @@ def build_model(cfg: TrainConfig, classes: tuple[str, ...], device: torch.device
             model.reset_classifier(num_classes)
     else:
         default = get_model_info(cfg.model).num_classes
-        model = create_model(cfg.model, num_classes=num_classes if num_classes != default else None,
-                             **cfg.model_kwargs)
+        model = create_model(cfg.model, num_classes=num_classes if num_classes != default else None, **cfg.model_kwargs)
     segmentation = is_segmentation(cfg.dataset)
     if getattr(model, "dense", False) != segmentation:
-        raise CnnlabError(f"{cfg.model} scores every pixel: train it on a segmentation dataset (mnist-scenes, "
-                          "voc:PATH)" if not segmentation else
-                          f"{cfg.dataset} labels every pixel: train a segmentation model on it (fcn32s, fcn16s, "
-                          "fcn8s, dilated_frontend)")
+        raise CnnlabError(
+            f"{cfg.model} scores every pixel: train it on a segmentation dataset (mnist-scenes, voc:PATH)"
+            if not segmentation
+            else f"{cfg.dataset} labels every pixel: train a segmentation model on it (fcn32s, fcn16s, "
+            "fcn8s, dilated_frontend)"
+        )
     initialize(model, cfg.init)
     frozen = freeze(model, cfg.strategy, cfg.freeze_until)
     if cfg.dropout is not None:
@@ -130,18 +133,38 @@ def place_data(cfg: TrainConfig, examples: Examples, model: nn.Module, device: t
     if cfg.normalize == "center":  # the 0-255 scale: x * 255 - mean * 255
         std = [1 / 255] * len(std)
     if folder:
-        train = FolderData(ex.train, True, size, mean, std, cfg.batch_size, device, on_bad_image=cfg.on_bad_image,
-                           log=log)
-        test = make_data(cfg.dataset, False, size, mean, std, device, batch_size=cfg.batch_size, classes=cfg.classes,
-                         per_class=cfg.test_per_class, on_bad_image=cfg.on_bad_image, log=log)
-        val = None if ex.val is None else FolderData(ex.val, False, size, mean, std, cfg.batch_size, device,
-                                                     on_bad_image=cfg.on_bad_image, log=log)
+        train = FolderData(
+            ex.train, True, size, mean, std, cfg.batch_size, device, on_bad_image=cfg.on_bad_image, log=log
+        )
+        test = make_data(
+            cfg.dataset,
+            False,
+            size,
+            mean,
+            std,
+            device,
+            batch_size=cfg.batch_size,
+            classes=cfg.classes,
+            per_class=cfg.test_per_class,
+            on_bad_image=cfg.on_bad_image,
+            log=log,
+        )
+        val = (
+            None
+            if ex.val is None
+            else FolderData(
+                ex.val, False, size, mean, std, cfg.batch_size, device, on_bad_image=cfg.on_bad_image, log=log
+            )
+        )
         return RunData(train, val, test, ex.classes, size, size, mean, std)
     train = DeviceData(ex.train, size, mean, std, device)
-    test = (DeviceData(load_segmentation(cfg.dataset, False, cfg.data_dir), size, mean, std, device)
-            if is_segmentation(cfg.dataset) else
-            make_data(cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes,
-                      per_class=cfg.test_per_class))
+    test = (
+        DeviceData(load_segmentation(cfg.dataset, False, cfg.data_dir), size, mean, std, device)
+        if is_segmentation(cfg.dataset)
+        else make_data(
+            cfg.dataset, False, size, mean, std, device, cfg.data_dir, classes=cfg.classes, per_class=cfg.test_per_class
+        )
+    )
     val = DeviceData(ex.val, size, mean, std, device) if ex.val is not None else None
     if cfg.whiten:  # fitted on the training set, applied to the others, saved for evaluation
         test.zca = train.fit_zca()

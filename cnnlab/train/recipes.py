@@ -10,44 +10,78 @@ from .config import TrainConfig
 RECIPES = {
     # 99.1-99.2 % in two epochs (seeds 0-2): AdamW one-cycle with label smoothing, chosen in a sweep
     # against SGD and Adam at 2 and 3 epochs (bench/RESULTS.md)
-    ("lenet5_modern", "mnist"): dict(epochs=2, batch_size=128, optimizer="adamw", lr=6e-3, weight_decay=0.05,
-                                     label_smoothing=0.1, schedule="onecycle"),
+    ("lenet5_modern", "mnist"): dict(
+        epochs=2,
+        batch_size=128,
+        optimizer="adamw",
+        lr=6e-3,
+        weight_decay=0.05,
+        label_smoothing=0.1,
+        schedule="onecycle",
+    ),
     # RBF outputs are negated squared distances (tens to hundreds): a 10x smaller step than for
     # a linear head keeps the first updates from blowing up
     ("lenet5", "mnist"): dict(epochs=6, batch_size=128, optimizer="sgd", lr=0.005, schedule="onecycle"),
     ("mlp", "mnist"): dict(epochs=5, batch_size=128, optimizer="sgd", lr=0.05, schedule="onecycle"),
     # He et al. 2015, Section 4.2: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided
     # by 10 at 32k and 48k of 64k iterations (164 epochs), 4-pixel-padded crops and flips
-    **{(f"{kind}{depth}", "cifar10"): dict(epochs=164, batch_size=128, optimizer="sgd", lr=0.1, nesterov=False,
-                                           weight_decay=1e-4, schedule="multistep", augment=("crop", "flip"))
-       for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)},
+    **{
+        (f"{kind}{depth}", "cifar10"): dict(
+            epochs=164,
+            batch_size=128,
+            optimizer="sgd",
+            lr=0.1,
+            nesterov=False,
+            weight_decay=1e-4,
+            schedule="multistep",
+            augment=("crop", "flip"),
+        )
+        for kind in ("resnet", "plain")
+        for depth in (20, 32, 44, 56, 110)
+    },
     # MNIST scenes (64x64, grey, 11 classes) on a CPU: the FCNs at 1/16 of their channels, the
     # dilated front end at 1/8 (fc6/fc7 at 1/16: they run at 1/8 resolution; at 1/16 the front end
     # was too weak for the context module to build on), "same" padding instead of
     # FCN's 100-pixel input padding, batch norm after every VGG convolution (no ImageNet weights to
     # start from); AdamW one-cycle, no flips (a mirrored digit is another shape)
-    **{(name, "mnist-scenes"): dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
-                                    schedule="onecycle", model_kwargs={"width": 0.0625, "in_channels": 1, "pad100": False,
-                                                                      "batch_norm": True})
-       for name in ("fcn32s", "fcn16s", "fcn8s")},
-    ("dilated_frontend", "mnist-scenes"): dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
-                                               schedule="onecycle",
-                                               model_kwargs={"width": 0.125, "fc_width": 0.0625, "in_channels": 1,
-                                                             "batch_norm": True}),
+    **{
+        (name, "mnist-scenes"): dict(
+            epochs=4,
+            batch_size=32,
+            optimizer="adamw",
+            lr=3e-3,
+            weight_decay=1e-4,
+            schedule="onecycle",
+            model_kwargs={"width": 0.0625, "in_channels": 1, "pad100": False, "batch_norm": True},
+        )
+        for name in ("fcn32s", "fcn16s", "fcn8s")
+    },
+    ("dilated_frontend", "mnist-scenes"): dict(
+        epochs=4,
+        batch_size=32,
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=1e-4,
+        schedule="onecycle",
+        model_kwargs={"width": 0.125, "fc_width": 0.0625, "in_channels": 1, "batch_norm": True},
+    ),
 }
 
 
 # Regression on a numeric table (the lectures' temperature predictor): Adam on the squared error.
-TABLE_RECIPE = dict(loss="mse", optimizer="adam", lr=3e-3, weight_decay=0.0, schedule="cosine", epochs=30,
-                    batch_size=32)
+TABLE_RECIPE = dict(
+    loss="mse", optimizer="adam", lr=3e-3, weight_decay=0.0, schedule="cosine", epochs=30, batch_size=32
+)
 
 
 def recipe(model: str, dataset: str, **overrides) -> TrainConfig:
     """The default recipe for a model and dataset, with `overrides` (None values ignored) on top."""
     unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
     if unknown:
-        raise CnnlabError(f"unknown setting(s) {', '.join(unknown)}; the settings are cnnlab.train.TrainConfig's "
-                          "fields (`cnnlab train --help` lists them as flags)")
+        raise CnnlabError(
+            f"unknown setting(s) {', '.join(unknown)}; the settings are cnnlab.train.TrainConfig's "
+            "fields (`cnnlab train --help` lists them as flags)"
+        )
     base = TABLE_RECIPE if dataset.startswith("csv:") else RECIPES.get((model, dataset), {})
     settings = {**base, **{k: v for k, v in overrides.items() if v is not None}}
     if "model_kwargs" in base and "model_kwargs" in overrides:  # builder arguments add up, the given win

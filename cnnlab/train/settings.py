@@ -60,8 +60,11 @@ def configure(model: str, given: dict, config_file: str | os.PathLike | None = N
     file, over the resumed run's own settings (with given resume and out), over the model's
     recipe for the dataset (mnist unless a source names one). Builder arguments add up."""
     given = {k: v for k, v in given.items() if v is not None}
-    sources = [resumed_settings(given["out"], model) if given.get("resume") and given.get("out") else {},
-               read_settings_file(config_file) if config_file else {}, given]
+    sources = [
+        resumed_settings(given["out"], model) if given.get("resume") and given.get("out") else {},
+        read_settings_file(config_file) if config_file else {},
+        given,
+    ]
     settings: dict = {}
     for source in sources:
         for key, value in source.items():

@@ -49,22 +49,33 @@ def refuse_existing_run(cfg: TrainConfig) -> None:
         return
     if found := describe(cfg.out):
         files, what = found
-        raise CnnlabError(f"{cfg.out} already holds a run{f' ({what})' if what else ''}: {', '.join(files)}; continue "
-                          "it with --resume, replace it with --overwrite, or choose another --out")
+        raise CnnlabError(
+            f"{cfg.out} already holds a run{f' ({what})' if what else ''}: {', '.join(files)}; continue "
+            "it with --resume, replace it with --overwrite, or choose another --out"
+        )
 
 
 def resolved_config(cfg: TrainConfig, data) -> dict:
     """config.json: every setting, and what training found (classes, input size, normalisation),
     the cnnlab version and the git hash."""
-    return {**asdict(cfg), "num_classes": len(data.classes) or 1, "input_size": list(data.size),
-            "image_size": list(data.image_size), "mean": list(data.mean), "std": list(data.std),
-            "classes": list(data.classes), "cnnlab_version": __version__, "git_hash": _git_hash()}
+    return {
+        **asdict(cfg),
+        "num_classes": len(data.classes) or 1,
+        "input_size": list(data.size),
+        "image_size": list(data.image_size),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "classes": list(data.classes),
+        "cnnlab_version": __version__,
+        "git_hash": _git_hash(),
+    }
 
 
 def _git_hash() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return (out.stdout.strip() or None) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -81,21 +92,30 @@ def check_resume(resolved: dict, saved: dict, run: Path) -> None:
     a schedule laid out over the run's length cannot be lengthened (one-cycle failed, cosine rises)."""
     for key, value in resolved.items():
         if key not in RESUME_MAY_CHANGE and key in saved and json.loads(json.dumps(value)) != saved[key]:
-            raise CnnlabError(f"{run} was trained with {key} {saved[key]!r}, not {value!r}: --resume continues a "
-                              f"run with its own settings; drop the option, or start a new run from its weights "
-                              f"(--weights {run} --out NEW)")
+            raise CnnlabError(
+                f"{run} was trained with {key} {saved[key]!r}, not {value!r}: --resume continues a "
+                f"run with its own settings; drop the option, or start a new run from its weights "
+                f"(--weights {run} --out NEW)"
+            )
     epochs = saved.get("epochs", resolved["epochs"])
     if resolved["epochs"] != epochs and saved["schedule"] not in LENGTH_FREE_SCHEDULES:
-        raise CnnlabError(f"{run}'s {saved['schedule']} schedule is laid out over {epochs} epoch{'s' * (epochs != 1)}; "
-                          f"a resumed run keeps it (a new length would bend it): start a new run from its weights "
-                          f"(--weights {run} --epochs {resolved['epochs']} --out NEW), or use a schedule that does "
-                          f"not depend on the length ({', '.join(LENGTH_FREE_SCHEDULES)})")
+        raise CnnlabError(
+            f"{run}'s {saved['schedule']} schedule is laid out over {epochs} epoch{'s' * (epochs != 1)}; "
+            f"a resumed run keeps it (a new length would bend it): start a new run from its weights "
+            f"(--weights {run} --epochs {resolved['epochs']} --out NEW), or use a schedule that does "
+            f"not depend on the length ({', '.join(LENGTH_FREE_SCHEDULES)})"
+        )
 
 
 def place(epoch_done: int, step_in_epoch: int) -> str | None:
     """Where a checkpoint stands, in words; None before the first."""
-    return (f"of epoch {epoch_done + 1}, step {step_in_epoch}" if step_in_epoch
-            else f"after epoch {epoch_done}" if epoch_done else None)
+    return (
+        f"of epoch {epoch_done + 1}, step {step_in_epoch}"
+        if step_in_epoch
+        else f"after epoch {epoch_done}"
+        if epoch_done
+        else None
+    )
 
 
 class RunFolder:
@@ -114,8 +134,12 @@ class RunFolder:
         process of a torchrun job restores the same); where the run stands."""
         file = self.path / "checkpoint.safetensors"
         tensors, meta = load(file)
-        check_state_dict(self.cfg.model, model.state_dict(),
-                         {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}, file)
+        check_state_dict(
+            self.cfg.model,
+            model.state_dict(),
+            {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)},
+            file,
+        )
         if isinstance(meta.get("config"), dict):
             check_resume(self.resolved, meta["config"], self.path)
         try:
@@ -127,11 +151,14 @@ class RunFolder:
                 s.order = tensors["order"].to(device)
             s.start = time.perf_counter() - (meta.get("time") or (s.history[-1]["time"] if s.history else 0.0))
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
-            raise WeightsError(f"{file}: not a checkpoint of this run "
-                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            raise WeightsError(
+                f"{file}: not a checkpoint of this run ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         self.kept = place(s.first_epoch - 1, s.step_in_epoch)
-        log(f"resuming {self.path} after epoch {s.first_epoch - 1}"
-            + (f", step {s.step_in_epoch}" if s.step_in_epoch else ""))
+        log(
+            f"resuming {self.path} after epoch {s.first_epoch - 1}"
+            + (f", step {s.step_in_epoch}" if s.step_in_epoch else "")
+        )
         return s
 
     def start(self, history: list[dict], zca: tuple[Tensor, Tensor] | None) -> None:
@@ -143,8 +170,9 @@ class RunFolder:
             stale.unlink()
         write_json(self.path / "config.json", self.resolved)
         if zca is not None:
-            atomic_save({"mean": zca[0], "matrix": zca[1]}, self.path / "whitening.safetensors",
-                        {"config": self.resolved})
+            atomic_save(
+                {"mean": zca[0], "matrix": zca[1]}, self.path / "whitening.safetensors", {"config": self.resolved}
+            )
         self.write_metrics(history)
         self.board = tensorboard(self.path / "tensorboard")
 
@@ -152,15 +180,28 @@ class RunFolder:
         """metrics.jsonl, a line per epoch, rewritten whole (a few kB): a full disk cannot leave half a line."""
         write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
-    def save_checkpoint(self, model, opt, schedule, gen, s: Progress, epoch_done: int, inside: dict | None = None
-                        ) -> None:
+    def save_checkpoint(
+        self, model, opt, schedule, gen, s: Progress, epoch_done: int, inside: dict | None = None
+    ) -> None:
         """checkpoint.safetensors: everything --resume needs after `epoch_done` epochs, or with
         `inside` (step_in_epoch, loss_sum, correct_sum) inside the next epoch."""
         if not self.writes:
             return
-        packed, meta = pack_training_state(model, opt, schedule, epoch_done, gen, {
-            "config": self.resolved, "history": s.history, "best": s.best, "steps_done": s.steps_done,
-            "time": s.seconds(), **(inside or {})})
+        packed, meta = pack_training_state(
+            model,
+            opt,
+            schedule,
+            epoch_done,
+            gen,
+            {
+                "config": self.resolved,
+                "history": s.history,
+                "best": s.best,
+                "steps_done": s.steps_done,
+                "time": s.seconds(),
+                **(inside or {}),
+            },
+        )
         atomic_save({**packed, **({"order": s.order} if inside else {})}, self.path / "checkpoint.safetensors", meta)
         self.kept = place(epoch_done, (inside or {}).get("step_in_epoch", 0))
 
@@ -175,19 +216,24 @@ class RunFolder:
                     self.board.add_scalar(key, value, row["epoch"])
             self.board.flush()
         if better:
-            atomic_save(model.state_dict(), self.path / "best.safetensors",
-                        {"config": self.resolved, "epoch": row["epoch"]})
+            atomic_save(
+                model.state_dict(), self.path / "best.safetensors", {"config": self.resolved, "epoch": row["epoch"]}
+            )
 
     def layer_stats(self, epoch: int, stats: list[dict]) -> None:
         if self.writes:
-            append_text(self.path / "layer_stats.jsonl", "".join(json.dumps({"epoch": epoch, **r}) + "\n"
-                                                                for r in stats))
+            append_text(
+                self.path / "layer_stats.jsonl", "".join(json.dumps({"epoch": epoch, **r}) + "\n" for r in stats)
+            )
 
     def finish(self, model: nn.Module, history: list[dict]) -> None:
         """model.safetensors (the final weights) and curves.png."""
         if self.writes:
-            atomic_save(model.state_dict(), self.path / "model.safetensors",
-                        {"config": self.resolved, "epoch": history[-1]["epoch"] if history else self.cfg.epochs})
+            atomic_save(
+                model.state_dict(),
+                self.path / "model.safetensors",
+                {"config": self.resolved, "epoch": history[-1]["epoch"] if history else self.cfg.epochs},
+            )
             plot_history(history, self.path / "curves.png")
         if self.board is not None:
             self.board.close()
@@ -200,7 +246,14 @@ class RunFolder:
             yield
         except WriteError as e:
             where, cfg = self.kept, self.cfg
-            raise write_error(e.path, e.problem, "training stopped; " + (
-                f"the checkpoint {where} is kept: make room, then resume with: cnnlab train {cfg.model} --out "
-                f"{self.path} --resume" if where else "no checkpoint had been written yet: make room and start again"
-            )) from None
+            raise write_error(
+                e.path,
+                e.problem,
+                "training stopped; "
+                + (
+                    f"the checkpoint {where} is kept: make room, then resume with: cnnlab train {cfg.model} --out "
+                    f"{self.path} --resume"
+                    if where
+                    else "no checkpoint had been written yet: make room and start again"
+                ),
+            ) from None

@@ -24,9 +24,16 @@ def layer_statistics(model: nn.Module, x: Tensor, y: Tensor) -> list[dict]:
         def hook(mod, inputs, out):
             if isinstance(out, Tensor) and out.is_floating_point():
                 o = out.detach().float()
-                rows.append({"layer": name, "type": type(mod).__name__, "out_mean": o.mean().item(),
-                             "out_std": o.std().item() if o.numel() > 1 else 0.0,
-                             "dead_fraction": (o == 0).float().mean().item() if isinstance(mod, _RELU_LIKE) else None})
+                rows.append(
+                    {
+                        "layer": name,
+                        "type": type(mod).__name__,
+                        "out_mean": o.mean().item(),
+                        "out_std": o.std().item() if o.numel() > 1 else 0.0,
+                        "dead_fraction": (o == 0).float().mean().item() if isinstance(mod, _RELU_LIKE) else None,
+                    }
+                )
+
         return hook
 
     for name, module in leaves:
@@ -44,6 +51,8 @@ def layer_statistics(model: nn.Module, x: Tensor, y: Tensor) -> list[dict]:
         weight = getattr(modules[row["layer"]], "weight", None)
         grad = weight.grad if isinstance(weight, Tensor) else None
         row["grad_norm"] = grad.norm().item() if grad is not None else None
-        row["weight_std"] = weight.detach().float().std().item() if isinstance(weight, Tensor) and weight.numel() > 1 else None
+        row["weight_std"] = (
+            weight.detach().float().std().item() if isinstance(weight, Tensor) and weight.numel() > 1 else None
+        )
     model.zero_grad(set_to_none=True)
     return rows

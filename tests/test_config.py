@@ -64,6 +64,7 @@ OTHER = {
     "early_stop": 2,
     "data_dir": "/data",
     "model_kwargs": {"width": 0.5, "activation": "tanh"},
+    "plateau_patience": 4,
 }
 
 

@@ -204,6 +204,21 @@ def test_schedules_and_warmup():
         assert len(lrs) == steps and all(0 < lr <= 0.1 for lr in lrs)
 
 
+def test_plateau_cuts_the_lr_after_its_patience():
+    from cnnlab.train.optim import Schedule, make_optimizer
+
+    for patience, cut_at in ((1, 3), (2, 4), (3, 5)):  # epochs: the first sets the best, then `patience` more
+        cfg = recipe("mlp", "mnist", lr=0.1, schedule="plateau", gamma=0.5, plateau_patience=patience)
+        opt = make_optimizer(cfg, torch.nn.Linear(2, 2))
+        schedule, lrs = Schedule(cfg, opt, 10), []
+        for _ in range(5):
+            schedule.epoch_end(1.0)  # a training loss that never falls
+            lrs.append(opt.param_groups[0]["lr"])
+        assert lrs.index(0.05) + 1 == cut_at
+    with pytest.raises(CnnlabError, match="plateau patience must be at least 1 epoch, got 0"):
+        recipe("mlp", "mnist", plateau_patience=0).check()
+
+
 @pytest.mark.parametrize(
     "optimizer, momentum, cycled",
     [("sgd", 0.9, True), ("sgd", 0.0, False), ("rmsprop", 0.0, False), ("adagrad", 0.9, False), ("adam", 0.0, True)],

@@ -112,6 +112,9 @@ class TrainConfig:
     step_size: int = setting(30, "epochs between drops of the step schedule", low=1, unit="epoch")
     # step/multistep/plateau factor; "exponential" multiplies by it every epoch
     gamma: float = setting(0.1, "factor of step, multistep, exponential, plateau", above=0)
+    plateau_patience: int = setting(
+        2, "epochs without a lower training loss before plateau cuts the lr", low=1, unit="epoch"
+    )
     warmup_epochs: float = setting(0.0, "linear learning-rate warm-up from lr/1000, in epochs", low=0)
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", low=0, below=1)
     mixup: float = setting(

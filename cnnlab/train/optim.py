@@ -100,7 +100,11 @@ class Schedule:
             warm = sched.LinearLR(opt, start_factor=1e-3, total_iters=self.warmup)
             main = sched.SequentialLR(opt, [warm, main], milestones=[self.warmup])
         self.per_step = main
-        self.plateau = sched.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=2) if cfg.schedule == "plateau" else None
+        self.plateau = (
+            sched.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=cfg.plateau_patience)
+            if cfg.schedule == "plateau"
+            else None
+        )
 
     def step(self) -> None:
         self.per_step.step()

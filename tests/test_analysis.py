@@ -1,5 +1,6 @@
 """The analyser against hand calculations, the papers, the lectures and fvcore."""
 
+import itertools
 import json
 
 import pytest
@@ -363,3 +364,104 @@ def test_recurrent_layers_by_hand():
     assert projected.totals["macs"] == 5 * (4 * 20 * (10 + 8) + 20 * 8)
     assert analyze(torch.nn.GRU(10, 20), (5, 10)).totals["macs"] == 5 * 3 * 20 * (10 + 20)
     assert analyze(torch.nn.RNN(10, 20), (5, 10)).totals["macs"] == 5 * 20 * (10 + 20)
+
+
+def measured_field(model: torch.nn.Module, size: tuple[int, ...]) -> tuple:
+    """The receptive field measured from gradients: for every output position, the span of the
+    input pixels whose gradient is non-zero (over a batch of random inputs, so that max pooling
+    and ReLU pass some gradient through every pixel they can), the largest span per axis; None
+    for an axis every output sees whole, and None when that holds for every axis."""
+    model = model.double().eval()
+    x = torch.randn(16, *size, dtype=torch.float64, requires_grad=True)
+    out = model(x)
+    out = out[0] if isinstance(out, tuple) else out
+    spatial = out.shape[2:] if out.ndim > 2 else ()
+    spans = [0] * (len(size) - 1)
+    for pos in itertools.product(*(range(n) for n in spatial)) if spatial else [()]:
+        (grad,) = torch.autograd.grad(out[(slice(None), slice(None), *pos)].sum(), x, retain_graph=True)
+        seen = grad.abs().sum((0, 1)) > 0
+        for axis in range(seen.ndim):
+            hits = seen.flatten(0, axis - 1).any(0) if axis else seen
+            hits = hits.flatten(1).any(1) if hits.ndim > 1 else hits
+            index = hits.nonzero().flatten()
+            spans[axis] = max(spans[axis], int(index.max() - index.min() + 1))
+    whole = [s == n for s, n in zip(spans, size[1:])]
+    return None if all(whole) else tuple(None if w else s for s, w in zip(spans, whole))
+
+
+class Ops(torch.nn.Module):
+    """A small network ending in one operation of the kind under test."""
+
+    def __init__(self, *layers, after=None):
+        super().__init__()
+        self.layers, self.after = torch.nn.Sequential(*layers), after
+
+    def forward(self, x):
+        x = self.layers(x)
+        return self.after(x) if self.after else x
+
+
+class Branches(torch.nn.Module):
+    """Two branches of different fields joined by an add or a concatenation."""
+
+    def __init__(self, join):
+        super().__init__()
+        self.a, self.b, self.join = torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Conv2d(1, 2, 7, padding=3), join
+
+    def forward(self, x):
+        return self.join(self.a(x), self.b(x))
+
+
+class Recurrent(torch.nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.conv, self.rnn = torch.nn.Conv1d(2, 4, 3), kind(4, 5, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(self.conv(x).transpose(1, 2))[0].transpose(1, 2)
+
+
+C = torch.nn.Conv2d
+FIELD_CASES = {
+    "conv": (Ops(C(1, 2, 3, padding=1), C(2, 2, 3, stride=2), C(2, 1, 3, dilation=2)), (1, 40, 40)),
+    "conv, 5x3 kernel": (Ops(C(1, 1, (5, 3))), (1, 20, 20)),
+    "max pool": (Ops(C(1, 2, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), C(2, 1, 3)), (1, 30, 30)),
+    "avg pool, padded": (Ops(C(1, 2, 3), torch.nn.AvgPool2d(3, stride=2, padding=1), C(2, 1, 3)), (1, 30, 30)),
+    "transposed conv": (Ops(C(1, 2, 3, stride=2), torch.nn.ConvTranspose2d(2, 1, 4, stride=2)), (1, 30, 30)),
+    "adaptive pool, down": (Ops(C(1, 2, 3), torch.nn.AdaptiveAvgPool2d(7), C(2, 1, 3)), (1, 30, 30)),
+    "adaptive pool, up 2x": (Ops(C(1, 2, 3, stride=2), torch.nn.AdaptiveAvgPool2d(18), C(2, 1, 3)), (1, 20, 20)),
+    # 9 to 12: windows of 1 or 2 (after a jump that is not a whole number, later layers get an upper bound)
+    "adaptive pool, up 9 to 12": (Ops(C(1, 2, 3, stride=2), torch.nn.AdaptiveAvgPool2d(12)), (1, 20, 20)),
+    "nearest upsampling": (Ops(C(1, 2, 3, stride=2), torch.nn.Upsample(scale_factor=2)), (1, 30, 30)),
+    "bilinear upsampling": (Ops(C(1, 2, 3, stride=2), torch.nn.Upsample(scale_factor=2, mode="bilinear")), (1, 30, 30)),
+    "add": (Branches(torch.add), (1, 30, 30)),
+    "concatenation": (Branches(lambda a, b: torch.cat([a, b], 1)), (1, 30, 30)),
+    "global average pool": (Ops(C(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1)), (1, 20, 20)),
+    "mean over H and W": (Ops(C(1, 2, 3), after=lambda x: x.mean((2, 3))), (1, 20, 20)),
+    "mean over H": (Ops(C(1, 2, 3), after=lambda x: x.mean(2)), (1, 20, 20)),
+    "max over W": (Ops(C(1, 2, 3), after=lambda x: x.amax(-1)), (1, 20, 20)),
+    "flatten, linear": (Ops(C(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 18 * 18, 3)), (1, 20, 20)),
+    "LSTM": (Recurrent(torch.nn.LSTM), (2, 30)),
+    "GRU": (Recurrent(torch.nn.GRU), (2, 30)),
+}
+
+
+@pytest.mark.parametrize("case", FIELD_CASES)
+def test_receptive_field_of_every_operation_kind_matches_the_gradients(case):
+    model, size = FIELD_CASES[case]
+    torch.manual_seed(0)
+    for p in model.parameters():  # no weight exactly zero, nothing cancels
+        torch.nn.init.uniform_(p, 0.1, 1.0)
+    assert analyze(model, size).layers[-1].receptive_field == measured_field(model, size)
+
+
+def test_receptive_fields_the_lectures_would_get_wrong():
+    """torchvision's VGG-16 on 32x32: adaptive pooling up to 7x7 keeps the field (it shrank to 20);
+    a stride-2 convolution then 2x bilinear upsampling sees 5 pixels 1 apart (it said 3 and 2)."""
+    rows = {r.name: r for r in analyze(torchvision.models.vgg16(), (3, 32, 32)).layers}
+    assert rows["features.30"].receptive_field == rows["avgpool"].receptive_field == (212, 212)
+    up = Ops(C(1, 2, 3, stride=2), torch.nn.Upsample(scale_factor=2, mode="bilinear"))
+    assert analyze(up, (1, 32, 32)).layers[-1].receptive_field == (5, 5)
+    assert analyze(up, (1, 32, 32)).layers[-1].jump == (1.0, 1.0)
+    mean_h = analyze(Ops(C(1, 2, 3), after=lambda x: x.mean(2)), (1, 20, 20))
+    assert mean_h.layers[-1].receptive_field == (None, 3) and "all" in mean_h.table()

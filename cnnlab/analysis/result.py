@@ -17,7 +17,8 @@ UNITS = {
     "activations": "number of output values",
     "activation_bytes": "bytes of outputs that need memory of their own (0 for in-place ops and views); "
     "the totals include the input",
-    "receptive_field": "input pixels per axis (H, W) that one output value depends on; null: the whole input",
+    "receptive_field": "input pixels per axis (H, W) that one output value depends on; null: the whole input "
+    "(null for one axis: the whole of that axis)",
     "jump": "input pixels per axis between neighbouring output values",
 }
 
@@ -182,7 +183,8 @@ class Analysis:
 
 
 def _fmt_axes(v) -> str:
-    v = [int(x) if float(x).is_integer() else round(x, 3) for x in v]
+    """7, or 7x5 where the axes differ; "all" for an axis seen whole."""
+    v = ["all" if x is None else int(x) if float(x).is_integer() else round(x, 3) for x in v]
     return str(v[0]) if len(set(v)) == 1 else "x".join(map(str, v))
 
 

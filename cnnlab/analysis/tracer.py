@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from . import fields
 from .result import KINDS, LayerRow
 
 _CONV = {"conv1d", "conv2d", "conv3d"}
@@ -43,6 +44,41 @@ _POOL = {
     "adaptive_max_pool3d",
     "max_pool2d_with_indices",
 }
+# every output value mixes every input value: the field is the whole input
+_DENSE = {
+    "linear",
+    "bilinear",
+    "matmul",
+    "mm",
+    "bmm",
+    "addmm",
+    "baddbmm",
+    "einsum",
+    "cdist",
+    "scaled_dot_product_attention",
+    "multi_head_attention_forward",
+}
+_REDUCTIONS = {
+    "mean",
+    "sum",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "std",
+    "var",
+    "norm",
+    "logsumexp",
+    "prod",
+    "median",
+    "nansum",
+    "nanmean",
+    "argmax",
+    "argmin",
+    "std_mean",
+    "var_mean",
+}
+_RECURRENT = {"lstm", "gru", "rnn_tanh", "rnn_relu"}
 _SAME_SHAPE = {"batch_norm", "layer_norm", "group_norm", "instance_norm"}
 # functional ops that only re-describe memory: tracked for receptive fields, but not listed as rows
 _VIEWS = {
@@ -213,88 +249,117 @@ class Tracer(TorchFunctionMode):
         )
         if tensors and id(tensors[0]) in self.info:
             rf, jump, _ = self.info[id(tensors[0])]
-            row.receptive_field = None if rf is None else tuple(int(r) for r in rf)
+            row.receptive_field = None if rf is None else tuple(None if r is None else int(r) for r in rf)
             row.jump = None if jump is None else tuple(jump)
 
     def _effect(self, name, args, kwargs, inputs, out):
         """Receptive field, jump, MACs and geometry of one operation."""
-        known = [self.info[id(t)][:2] for t in inputs]
-        if any(rf is None for rf, _ in known):
-            rf = jump = None
-        else:
-            rf = tuple(max(r[i] for r, _ in known) for i in range(self.ndim))
-            jump = tuple(max(j[i] for _, j in known) for i in range(self.ndim))
-        macs, geometry = 0, None
-        x = inputs[0]
-
-        def arg(i, key, default):
-            return args[i] if len(args) > i else kwargs.get(key, default)
-
+        op = Op(name, args, kwargs, inputs[0], out)
+        field = fields.merge([self.info[id(t)][:2] for t in inputs], self.ndim)
         if name in _CONV or name in _CONV_T:
-            weight = arg(1, "weight", None)
-            n = weight.ndim - 2
-            k = tuple(weight.shape[2:])
-            stride, padding = _pair(arg(3, "stride", 1), n), arg(4, "padding", 0)
-            if name in _CONV:
-                dilation, groups = _pair(arg(5, "dilation", 1), n), arg(6, "groups", 1)
-                macs = out.numel() * weight.shape[1] * math.prod(k)
-                rf, jump = _grow(rf, jump, k, stride, dilation, n)
-            else:  # conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
-                groups, dilation = arg(6, "groups", 1), _pair(arg(7, "dilation", 1), n)
-                macs = x.numel() * weight.shape[1] * math.prod(k)
-                if rf is not None and n == self.ndim:
-                    span = [math.ceil(((kk - 1) * d + 1) / s) for kk, s, d in zip(k, stride, dilation)]
-                    rf = tuple(r + (sp - 1) * j for r, sp, j in zip(rf, span, jump))
-                    jump = tuple(j / s for j, s in zip(jump, stride))
-            padding = padding if isinstance(padding, str) else _pair(padding, n)
-            geometry = dict(kernel=k, stride=stride, padding=padding, dilation=dilation, groups=groups)
-        elif name in ("linear", "bilinear"):
-            weight = arg(1, "weight", None)
-            macs = out.numel() * weight.shape[-1]
-            rf = jump = None
-        elif name in ("matmul", "mm", "bmm"):
-            macs = out.numel() * args[0].shape[-1]
-            rf = jump = None
-        elif name in ("addmm", "baddbmm"):
-            macs = out.numel() * args[1].shape[-1]
-            rf = jump = None
-        elif name == "einsum":  # a contraction: every combination of the indices is one multiply-add
-            operands = [a for a in flat(args[1:]) if isinstance(a, Tensor)]
-            sizes = {}
-            for spec, t in zip(args[0].replace(" ", "").split("->")[0].split(","), operands):
-                if "..." not in spec:
-                    sizes.update(zip(spec, t.shape))
-            macs = math.prod(sizes.values()) if len(operands) == 2 and sizes else 0
-            rf = jump = None
-        elif name == "scaled_dot_product_attention":  # q (..., L, E), k (..., S, E), v (..., S, Ev)
-            q, k, v = args[:3]
-            macs = math.prod(q.shape[:-1]) * k.shape[-2] * (q.shape[-1] + v.shape[-1])
-            rf = jump = None
-        elif name == "multi_head_attention_forward":
-            macs = _mha_macs(args, kwargs)
-            rf = jump = None
-        elif name == "cdist":
-            macs = out.numel() * args[0].shape[-1]
-            rf = jump = None
-        elif name in _POOL and "adaptive" not in name:
-            n = x.ndim - 2
-            k = _pair(arg(1, "kernel_size", 1), n)
-            stride = arg(2, "stride", None)
-            stride = k if stride in (None, [], ()) else _pair(stride, n)
-            padding = _pair(arg(3, "padding", 0), n)
-            dilation = _pair(arg(4, "dilation", 1), n) if "max" in name else (1,) * n
-            rf, jump = _grow(rf, jump, k, stride, dilation, n)
-            geometry = dict(kernel=k, stride=stride, padding=padding, dilation=dilation)
-        elif name in _POOL:  # adaptive pooling: exact when the input size is a multiple of the output's
-            spatial_in, spatial_out = x.shape[2:], out.shape[2:]
-            if all(o == 1 for o in spatial_out) and any(i > 1 for i in spatial_in):
-                rf = jump = None
-            else:
-                stride = tuple(max(i // o, 1) for i, o in zip(spatial_in, spatial_out))
-                k = tuple(i - (o - 1) * s for i, o, s in zip(spatial_in, spatial_out, stride))
-                rf, jump = _grow(rf, jump, k, stride, (1,) * len(k), len(k))
-                geometry = dict(kernel=k, stride=stride)
-        return rf, jump, macs, geometry
+            return _conv(op, field)
+        if name in _DENSE:  # every output mixes every input: the whole input
+            return None, None, _dense_macs(op), None
+        if name in _POOL and "adaptive" not in name:
+            return _pool(op, field)
+        if name in _POOL or name == "interpolate":
+            return (*_resample(op, field, self.ndim), 0, None)
+        if name in _REDUCTIONS:
+            return (*fields.reduce(field, _reduced_axes(op, self.ndim)), 0, None)
+        if name in _RECURRENT:  # every step's state carries all the steps before it
+            return None, None, 0, None
+        return (*field, 0, None)
+
+
+class Op:
+    """One tensor operation as the tracer sees it: its name, arguments, first input and output."""
+
+    def __init__(self, name: str, args: tuple, kwargs: dict, x: Tensor, out):
+        self.name, self.args, self.kwargs, self.x, self.out = name, args, kwargs, x, out
+
+    def arg(self, i: int, key: str, default=None):
+        return self.args[i] if len(self.args) > i else self.kwargs.get(key, default)
+
+
+def _conv(op: Op, field):
+    """Convolution and transposed convolution: MACs, field and geometry from the weight's shape."""
+    weight = op.arg(1, "weight")
+    n = weight.ndim - 2
+    k = tuple(weight.shape[2:])
+    stride, padding = _pair(op.arg(3, "stride", 1), n), op.arg(4, "padding", 0)
+    if op.name in _CONV:
+        dilation, groups = _pair(op.arg(5, "dilation", 1), n), op.arg(6, "groups", 1)
+        macs = op.out.numel() * weight.shape[1] * math.prod(k)
+        rf, jump = fields.grow(field, k, stride, dilation)
+    else:  # conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
+        groups, dilation = op.arg(6, "groups", 1), _pair(op.arg(7, "dilation", 1), n)
+        macs = op.x.numel() * weight.shape[1] * math.prod(k)
+        rf, jump = fields.transposed(field, k, stride, dilation)
+    padding = padding if isinstance(padding, str) else _pair(padding, n)
+    return rf, jump, macs, dict(kernel=k, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _dense_macs(op: Op) -> int:
+    """Multiply-adds of the operations whose every output mixes every input."""
+    name, args = op.name, op.args
+    if name in ("linear", "bilinear"):
+        return op.out.numel() * op.arg(1, "weight").shape[-1]
+    if name in ("matmul", "mm", "bmm", "cdist"):
+        return op.out.numel() * args[0].shape[-1]
+    if name in ("addmm", "baddbmm"):
+        return op.out.numel() * args[1].shape[-1]
+    if name == "einsum":  # a contraction: every combination of the indices is one multiply-add
+        operands = [a for a in flat(args[1:]) if isinstance(a, Tensor)]
+        sizes = {}
+        for spec, t in zip(args[0].replace(" ", "").split("->")[0].split(","), operands):
+            if "..." not in spec:
+                sizes.update(zip(spec, t.shape))
+        return math.prod(sizes.values()) if len(operands) == 2 and sizes else 0
+    if name == "scaled_dot_product_attention":  # q (..., L, E), k (..., S, E), v (..., S, Ev)
+        q, k, v = args[:3]
+        return math.prod(q.shape[:-1]) * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    return _mha_macs(args, op.kwargs)  # multi_head_attention_forward
+
+
+def _pool(op: Op, field):
+    """Max and average pooling: a window of kernel_size (stride: the kernel size by default)."""
+    n = op.x.ndim - 2
+    k = _pair(op.arg(1, "kernel_size", 1), n)
+    stride = op.arg(2, "stride")
+    stride = k if stride in (None, [], ()) else _pair(stride, n)
+    padding = _pair(op.arg(3, "padding", 0), n)
+    dilation = _pair(op.arg(4, "dilation", 1), n) if "max" in op.name else (1,) * n
+    rf, jump = fields.grow(field, k, stride, dilation)
+    return rf, jump, 0, dict(kernel=k, stride=stride, padding=padding, dilation=dilation)
+
+
+def _resample(op: Op, field, ndim: int):
+    """Adaptive pooling and interpolation: to another size, each output from a few neighbouring
+    inputs; pooling to a single value per map sees the whole input."""
+    sizes_in, sizes_out = tuple(op.x.shape[2:]), tuple(op.out.shape[2:])
+    if len(sizes_in) != ndim or len(sizes_out) != ndim:
+        return field
+    if "adaptive" in op.name:
+        if all(o == 1 for o in sizes_out) and any(i > 1 for i in sizes_in):
+            return None, None
+        taps = [fields.adaptive_window(i, o) for i, o in zip(sizes_in, sizes_out)]
+    else:
+        mode, antialias = op.arg(3, "mode", "nearest"), op.arg(6, "antialias", False)
+        taps = [fields.interpolation_taps(mode, i, o, antialias) for i, o in zip(sizes_in, sizes_out)]
+    return fields.resample(field, taps, sizes_in, sizes_out)
+
+
+def _reduced_axes(op: Op, ndim: int) -> set[int]:
+    """The spatial axes (0 for H, ...) a reduction of an (N, C, *spatial) tensor runs over (all
+    of them when it names none); none where the tensor has another layout or the call is
+    elementwise (torch.max(a, b))."""
+    dims = op.arg(2 if op.name == "norm" else 1, "dim")
+    if isinstance(dims, Tensor) or op.x.ndim != ndim + 2:
+        return set()
+    if dims is None:
+        return set(range(ndim))
+    dims = {d % op.x.ndim for d in (dims if isinstance(dims, (tuple, list)) else (dims,))}
+    return {d - 2 for d in dims if d >= 2}
 
 
 def _mha_macs(args, kwargs) -> int:
@@ -321,14 +386,6 @@ def rnn_macs(rnn: nn.RNNBase, x: Tensor) -> int:
         inp = rnn.input_size if layer == 0 else out * dirs
         macs += dirs * (gates * rnn.hidden_size * (inp + out) + rnn.hidden_size * rnn.proj_size)
     return steps * macs
-
-
-def _grow(rf, jump, k, stride, dilation, n):
-    if rf is None or n != len(rf):
-        return rf, jump
-    rf = tuple(r + (kk - 1) * d * j for r, kk, d, j in zip(rf, k, dilation, jump))
-    jump = tuple(j * s for j, s in zip(jump, stride))
-    return rf, jump
 
 
 def set_geometry(row: LayerRow, geometry: dict | None) -> None:

@@ -1,7 +1,10 @@
 """Time cnnlab.analyze against torchinfo, ptflops and fvcore on the same models, side by side
 (round-robin, median of repeats), and print what each one counts.
 
-Usage: pip install -e '.[bench]'; python bench/analysis_speed.py [--repeats 7]
+Also: a zoo model analysed by its name against the same model built on the CPU and analysed
+as an instance (`--by-name`).
+
+Usage: pip install -e '.[bench]'; python bench/analysis_speed.py [--repeats 7] [--by-name]
 """
 
 import argparse
@@ -14,6 +17,7 @@ import warnings
 import torch
 import torchvision
 
+import cnnlab
 from cnnlab.analysis import analyze
 
 
@@ -50,12 +54,41 @@ def run_fvcore(model, size):
 TOOLS = {"cnnlab": run_cnnlab, "torchinfo": run_torchinfo, "ptflops": run_ptflops, "fvcore": run_fvcore}
 
 
+def by_name(repeats: int) -> None:
+    """analyze("resnet152") against analyze(model) for the same network: the first call by name
+    builds the model on the meta device (once per process), later calls reuse it."""
+    analyze("lenet5")  # PyTorch's meta kernels load on first use: not part of either
+    print("| model | analysed | first call s | median s | x instance |")
+    print("|---|---|---:|---:|---:|")
+    for name in ("vgg16", "resnet152"):
+        model = cnnlab.create_model(name).eval()
+        first = {}
+        for how, target in (("by name", name), ("instance", model)):
+            t = time.perf_counter()
+            analyze(target)
+            first[how] = time.perf_counter() - t
+        times = {"by name": [], "instance": []}
+        for _ in range(repeats):
+            for how, target in (("by name", name), ("instance", model)):
+                t = time.perf_counter()
+                analyze(target)
+                times[how].append(time.perf_counter() - t)
+        base = statistics.median(times["instance"])
+        for how in times:
+            med = statistics.median(times[how])
+            print(f"| {name} | {how} | {first[how]:.3f} | {med:.3f} | {med / base:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--by-name", action="store_true", help="by name against an instance, cnnlab only")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(2)
+    if args.by_name:
+        by_name(args.repeats)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} (round-robin)")
     print("| model | tool | median s | x cnnlab | params | MACs reported |")
     print("|---|---|---:|---:|---:|---:|")

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from . import weights as published
 from .checkpoint import load, model_state
 from .errors import ModelArgumentError, WeightsError
-from .registry import build_model, check_num_classes, get_model_info
+from .registry import build_model, check_num_classes, get_model_info, meta_model
 from .runs import is_run, read_config, weights_file
 from .weights import TORCHVISION_MODELS, check_state_dict, load_into, num_classes_of, read_state_dict
 
@@ -155,9 +154,7 @@ def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:
 
 def count_params(name: str) -> int:
     """Parameters of a registered model, counted on the meta device (nothing is allocated)."""
-    with torch.device("meta"):
-        model = build_model(name)
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in meta_model(name).parameters())
 
 
 def build_for_analysis(
@@ -176,6 +173,4 @@ def build_for_analysis(
         return source, input_size
     else:
         name = source
-    with torch.device("meta"):
-        model = build_model(name, num_classes=num_classes, **kwargs)
-    return model, input_size
+    return meta_model(name, num_classes, **kwargs), input_size

@@ -1,4 +1,4 @@
-"""One registry of models: register_model, list_models, get_model_info, build_model."""
+"""One registry of models: register_model, list_models, get_model_info, build_model, meta_model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import CnnlabError, ModelArgumentError, UnknownModelError
 
@@ -88,4 +90,61 @@ def build_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Modul
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ModelArgumentError(f"{name} cannot be built with {given}: {e}") from None
     model.model_name = name  # used in error messages, e.g. by InputShapeError
+    return model
+
+
+# in-place operations that only set values, which a tensor on the meta device does not have
+_VALUE_SETTERS = {
+    "normal_",
+    "uniform_",
+    "trunc_normal_",
+    "fill_",
+    "zero_",
+    "random_",
+    "exponential_",
+    "log_normal_",
+    "cauchy_",
+    "geometric_",
+    "bernoulli_",
+    "copy_",
+    "mul_",
+    "add_",
+    "sub_",
+    "div_",
+    "clamp_",
+    "clamp_min_",
+    "clamp_max_",
+    "erfinv_",
+    "abs_",
+    "sqrt_",
+    "fmod_",
+    "remainder_",
+}
+
+
+class _SkipValues(TorchFunctionMode):
+    """Inside: the builders' initialisation of meta tensors is skipped. There are no values to
+    draw, and PyTorch runs random draws on the meta device through a slow Python decomposition
+    (half the time of building ResNet-152 there)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in _VALUE_SETTERS and args and isinstance(args[0], Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+_META: dict[str, nn.Module] = {}  # the meta models of plain names, built once
+
+
+def meta_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """A registered model on PyTorch's meta device: every shape, no memory and no values, for
+    counting and analysis. A model of a plain name (no other arguments) is built once and kept;
+    callers must not change it."""
+    plain = num_classes is None and not kwargs
+    if plain and name in _META:
+        return _META[name]
+    with torch.device("meta"), _SkipValues():
+        model = build_model(name, num_classes, **kwargs)
+    if plain:
+        _META[name] = model
     return model

@@ -25,7 +25,7 @@ from torch import Tensor
 from .checkpoint import load, model_state
 from .errors import WeightsError
 from .files import write_problem
-from .registry import build_model
+from .registry import meta_model
 
 # cnnlab name -> (torchvision builder, keyword arguments our builder needs to match it)
 TORCHVISION_MODELS = {
@@ -171,8 +171,7 @@ def convert_torchvision(name: str, state_dict: Mapping[str, Tensor]) -> dict[str
     if name == "googlenet_bn":  # published files keep the auxiliary classifiers; user ones may not
         kwargs = {**kwargs, "aux_logits": any(k.startswith("aux1.") for k in state_dict)}
     num_classes = _num_classes(state_dict)
-    with torch.device("meta"):
-        expected = build_model(name, num_classes=num_classes, **kwargs).state_dict()
+    expected = meta_model(name, num_classes, **kwargs).state_dict()
     converted = dict(state_dict)  # identity: our module names are torchvision's
     check_state_dict(name, expected, converted)
     return converted

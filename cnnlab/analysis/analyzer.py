@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CnnlabError, InputShapeError
-from ..registry import build_model, get_model_info
+from ..registry import get_model_info, meta_model
 from .result import Analysis
 from .tracer import Tracer, flat
 
@@ -56,9 +56,7 @@ def _check_size(model_or_name, name: str, input_size: tuple) -> None:
 def _resolve(model_or_name, input_size):
     if isinstance(model_or_name, str):
         info = get_model_info(model_or_name)
-        with torch.device("meta"):
-            model = build_model(model_or_name)
-        return model, model_or_name, tuple(input_size or info.input_size)
+        return meta_model(model_or_name), model_or_name, tuple(input_size or info.input_size)
     model = model_or_name
     name = getattr(model, "model_name", type(model).__name__)
     if input_size is None:

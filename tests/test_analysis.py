@@ -465,3 +465,14 @@ def test_receptive_fields_the_lectures_would_get_wrong():
     assert analyze(up, (1, 32, 32)).layers[-1].jump == (1.0, 1.0)
     mean_h = analyze(Ops(C(1, 2, 3), after=lambda x: x.mean(2)), (1, 20, 20))
     assert mean_h.layers[-1].receptive_field == (None, 3) and "all" in mean_h.table()
+
+
+def test_by_name_a_model_is_built_once_on_the_meta_device():
+    from cnnlab.registry import meta_model
+
+    assert meta_model("resnet50") is meta_model("resnet50")  # built once
+    assert meta_model("resnet50", num_classes=10) is not meta_model("resnet50", num_classes=10)
+    assert all(p.is_meta for p in meta_model("resnet50").parameters())
+    by_name, instance = analyze("googlenet", mode="train"), analyze(cnnlab.create_model("googlenet"), mode="train")
+    assert by_name.totals == instance.totals and [r.name for r in by_name.layers] == [r.name for r in instance.layers]
+    assert meta_model("googlenet").training  # as built: analyze's switch to train or eval mode is undone

@@ -216,3 +216,49 @@ def test_a_folder_validates_on_the_last_training_photos_of_each_class(photo_fold
         (False, 9),
     ]  # training photos, the test folder, validation (eval transforms)
     assert "val_top1" in row and "test_top1" in row
+
+
+def _hash_side(name: str) -> str:
+    import hashlib
+
+    return "test" if int(hashlib.md5(name.encode()).hexdigest(), 16) % 10 == 0 else "train"
+
+
+def test_a_handful_of_images_is_named_not_lost(tmp_path, capsys):
+    """A few images per class in ROOT/<class>/: the hash split can leave the test side empty, or a
+    class without training images; each is said in one line (it was "no images in class sub-folders")."""
+    with zipfile.ZipFile(DATA / "cifar10" / "cifar10-jpeg.zip") as z:
+        photo = z.read("test/cat/0000.jpg")
+    few = tmp_path / "few"
+    for cls in CLASSES:  # two training-side images per class, none on the test side
+        names = [f"{i:03d}.jpg" for i in range(50) if _hash_side(f"{cls}/{i:03d}.jpg") == "train"][:2]
+        for name in names:
+            (few / cls).mkdir(parents=True, exist_ok=True)
+            (few / cls / name).write_bytes(photo)
+    assert len(ImageFolder(few, True)) == 6
+    with pytest.raises(DatasetError, match="none of its 6 images falls in the test split .* give the split yourself"):
+        ImageFolder(few, False)
+    assert main(["train", "lenet5_modern", "--dataset", f"folder:{few}", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none of its 6 images falls in the test split" in err
+    # a class whose only image is on the test side: named, instead of shifting the labels of the others
+    lonely = next(f"{i:03d}.jpg" for i in range(200) if _hash_side(f"zebra/{i:03d}.jpg") == "test")
+    (few / "zebra").mkdir()
+    (few / "zebra" / lonely).write_bytes(photo)
+    with pytest.raises(DatasetError, match="zebra: every image of this class falls in the test split"):
+        ImageFolder(few, False)
+
+
+def test_classes_mean_the_same_in_both_splits(photo_folders, tmp_path):
+    """A val/ folder without one of the training classes: the labels still follow the training classes."""
+    import shutil
+
+    root = tmp_path / "split"
+    shutil.copytree(photo_folders / "split", root)
+    shutil.rmtree(root / "val" / "cat")
+    train, val = ImageFolder(root, True), ImageFolder(root, False)
+    assert train.classes == val.classes == CLASSES and set(val.labels.tolist()) == {1, 2}  # ship, truck
+    (root / "val" / "dog").mkdir()
+    (root / "val" / "dog" / "x.jpg").write_bytes((root / "val" / "ship" / "0030.jpg").read_bytes())
+    with pytest.raises(DatasetError, match="val/dog: a class without training images"):
+        ImageFolder(root, False)

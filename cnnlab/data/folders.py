@@ -44,24 +44,48 @@ class ImageFolder(torch.utils.data.Dataset):
     def __init__(self, root: str | os.PathLike, train: bool, transform=None):
         self.root, self.transform, self._zip = Path(root), transform, None
         self.bad_images = "raise"
-        names = self._list()
-        split_dirs = {n.split("/")[0] for n in names if n.count("/") >= 2}
-        test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
-        if "train" in split_dirs and test_dir:
-            prefix = "train/" if train else f"{test_dir}/"
-            names = [n[len(prefix) :] for n in names if n.startswith(prefix)]
-            self.prefix = prefix
-        else:
-            names = [n for n in names if (int(hashlib.md5(n.encode()).hexdigest(), 16) % 10 != 0) == train]
-            self.prefix = ""
-        names = [n for n in names if n.count("/") == 1]
-        self.classes = tuple(sorted({n.split("/")[0] for n in names}))
+        self.prefix, names, classes = self._split(self._list(), train)
+        self.classes = tuple(classes)
         if not self.classes:
             raise DatasetError(
                 f"{self.root}: no images in class sub-folders (ROOT/<class>/<image> or ROOT/train/<class>/<image>)"
             )
+        unknown = sorted({n.split("/")[0] for n in names} - set(self.classes))
+        if unknown and self.prefix:
+            raise DatasetError(
+                f"{self.root}/{self.prefix}{unknown[0]}: a class without training images; add some to "
+                f"{self.root}/train/{unknown[0]}, or remove the folder"
+            )
+        if unknown:
+            raise DatasetError(
+                f"{self.root}/{unknown[0]}: every image of this class falls in the test split (a hash of "
+                "each file name puts about 10 % there); add images, or give the split yourself: "
+                "ROOT/train/<class>/<image> and ROOT/val/<class>/<image>"
+            )
         self.samples = sorted((n, self.classes.index(n.split("/")[0])) for n in names)
         self.labels = torch.tensor([label for _, label in self.samples])
+
+    def _split(self, names: list[str], train: bool) -> tuple[str, list[str], list[str]]:
+        """(prefix, this split's images as CLASS/FILE, the class names): with train/ and val/ (or
+        test/) folders those; else about 10 % of the images, by a hash of their names, test. The
+        classes are the training images' in both splits, so a label means the same class in each."""
+        split_dirs = {n.split("/")[0] for n in names if n.count("/") >= 2}
+        test_dir = next((d for d in ("val", "test") if d in split_dirs), None)
+        if "train" in split_dirs and test_dir:
+            prefix = "train/" if train else f"{test_dir}/"
+            training = [n[6:] for n in names if n.startswith("train/") and n.count("/") == 2]
+            mine = [n[len(prefix) :] for n in names if n.startswith(prefix) and n.count("/") == 2]
+            return prefix, mine, sorted({n.split("/")[0] for n in training})
+        listed = [n for n in names if n.count("/") == 1]
+        in_test = [int(hashlib.md5(n.encode()).hexdigest(), 16) % 10 == 0 for n in listed]
+        mine = [n for n, test in zip(listed, in_test) if test != train]
+        if listed and not mine:  # a handful of images: the hash split left this side empty
+            raise DatasetError(
+                f"{self.root}: none of its {len(listed)} images falls in the {'training' if train else 'test'} split "
+                "(a hash of each file name puts about 10 % in the test split); with so few images, give the split "
+                "yourself: ROOT/train/<class>/<image> and ROOT/val/<class>/<image>"
+            )
+        return "", mine, sorted({n.split("/")[0] for n, test in zip(listed, in_test) if not test})
 
     def _list(self) -> list[str]:
         if self.root.is_dir():

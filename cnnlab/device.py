@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from .errors import CnnlabError
@@ -46,8 +47,6 @@ class Dist:
 def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
     """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK): NCCL on GPUs,
     gloo on CPUs. Each process takes its own GPU."""
-    import torch.distributed as dist
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist(), pick_device(device_name)
@@ -65,15 +64,11 @@ def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
 def leave_distributed(d: Dist) -> None:
     """Leave the process group if this process started it."""
     if d.started_here:
-        import torch.distributed as dist
-
         dist.destroy_process_group()
 
 
 def all_reduce(t: Tensor, d: Dist, op=None) -> Tensor:
     """The sum (or `op`) of `t` over the processes of a torchrun job, in place; `t` alone without one."""
     if d.world > 1:
-        import torch.distributed as dist
-
         dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
     return t

@@ -15,6 +15,7 @@ from .result import KINDS, LayerRow
 
 _CONV = {"conv1d", "conv2d", "conv3d"}
 _CONV_T = {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
+# fully connected: every output value mixes every input value, so its field is the whole input
 _FC = {
     "linear",
     "matmul",
@@ -43,20 +44,6 @@ _POOL = {
     "adaptive_max_pool2d",
     "adaptive_max_pool3d",
     "max_pool2d_with_indices",
-}
-# every output value mixes every input value: the field is the whole input
-_DENSE = {
-    "linear",
-    "bilinear",
-    "matmul",
-    "mm",
-    "bmm",
-    "addmm",
-    "baddbmm",
-    "einsum",
-    "cdist",
-    "scaled_dot_product_attention",
-    "multi_head_attention_forward",
 }
 _REDUCTIONS = {
     "mean",
@@ -258,7 +245,7 @@ class Tracer(TorchFunctionMode):
         field = fields.merge([self.info[id(t)][:2] for t in inputs], self.ndim)
         if name in _CONV or name in _CONV_T:
             return _conv(op, field)
-        if name in _DENSE:  # every output mixes every input: the whole input
+        if name in _FC:  # every output mixes every input: the whole input
             return None, None, _dense_macs(op), None
         if name in _POOL and "adaptive" not in name:
             return _pool(op, field)

@@ -8,12 +8,14 @@ looked for in `<root>/<name>/`; MNIST as `<root>/mnist/train-images-idx3-ubyte.g
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import hashlib
 import io
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
@@ -240,8 +242,6 @@ def cache_dir() -> Path:
 def load_cifar_binary(name: str, archive: Path, train: bool) -> Split:
     """CIFAR-10/100 from the official binary tar.gz: records of label byte(s) then 3072 pixel
     bytes (1024 red, 1024 green, 1024 blue, row by row). Only the expected members are read."""
-    import tarfile
-
     _, _, folder, train_members, test_member, label_bytes, label_index = CIFAR_BINARY[name]
     record = label_bytes + 3072
     names_file = "batches.meta.txt" if name == "cifar10" else "fine_label_names.txt"
@@ -396,8 +396,6 @@ def load_dataset(name: str, train: bool = True, data_dir: str | os.PathLike | No
                     f"{name}: {archive} is missing and {e}; put the official binary archive there"
                 ) from None
         return cached_split(archive, f"{name}-{split}", lambda: load_cifar_binary(name, archive, train))
-    import difflib
-
     close = difflib.get_close_matches(name, DATASETS, n=3)
     raise DatasetError(
         f"unknown dataset {name!r}"

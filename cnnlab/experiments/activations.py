@@ -8,7 +8,7 @@ import statistics
 import torch
 
 from ..factory import load_model
-from .base import Arm, Outcome, Setup, curves, experiment, standard_table, test_batch
+from .base import MNIST_DEEP_MLP, MNIST_SMALL, Arm, Outcome, Setup, curves, experiment, standard_table, test_batch
 from .verdicts import NOT_HELD, finals, lower_verdict, pct, train_error
 
 
@@ -53,17 +53,7 @@ def unit_health(x: Setup, arm: Arm, run) -> dict:
 )
 def activations(x: Setup) -> Outcome:
     small = x.small
-    settings = dict(
-        train_per_class=1000 if small else None,
-        epochs=3 if small else 20,
-        batch_size=128,
-        optimizer="sgd",
-        lr=0.01,
-        momentum=0.9,
-        weight_decay=0.0,
-        schedule="none",
-        augment=(),
-    )
+    settings = dict(MNIST_DEEP_MLP, **(MNIST_SMALL if small else {}))
     names = ("sigmoid", "tanh", "relu", "leaky_relu", "maxout")
     # each with the initialisation that keeps its signal's scale: He for ReLU and leaky ReLU (half
     # the inputs cut), Xavier for the others (maxout's output has its input's second moment)

@@ -208,6 +208,13 @@ def model_cost(setup: Setup, arm: Arm) -> dict:
     return {"params": totals["params"], "macs": totals["macs"]}
 
 
+# MNIST for the deep MLPs of `init` and `activations`: plain SGD with momentum for 20 epochs, no
+# regularisation; at the small scale 1,000 training images per class and 3 epochs
+MNIST_DEEP_MLP = dict(
+    epochs=20, batch_size=128, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0, schedule="none", augment=()
+)
+MNIST_SMALL = dict(train_per_class=1000, epochs=3)
+
 # CIFAR-10, 500 training images per class (5,000), no augmentation or regularisation.
 CIFAR_SMALL = dict(train_per_class=500, batch_size=128, weight_decay=0.0, augment=(), schedule="none")
 

@@ -10,7 +10,18 @@ import torch
 from ..factory import create_model
 from ..models.adapt import initialize
 from ..train.stats import layer_statistics
-from .base import Arm, Outcome, Panel, Setup, curves, experiment, standard_table, test_batch
+from .base import (
+    MNIST_DEEP_MLP,
+    MNIST_SMALL,
+    Arm,
+    Outcome,
+    Panel,
+    Setup,
+    curves,
+    experiment,
+    standard_table,
+    test_batch,
+)
 from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, finals, pct
 
 
@@ -39,16 +50,7 @@ def activation_std_at_init(x: Setup, arm: Arm, seed: int) -> list[dict]:
 def init(x: Setup) -> Outcome:
     small = x.small
     settings = dict(
-        train_per_class=1000 if small else None,
-        epochs=3 if small else 20,
-        batch_size=128,
-        optimizer="sgd",
-        lr=0.01,
-        momentum=0.9,
-        weight_decay=0.0,
-        schedule="none",
-        augment=(),
-        model_kwargs={"hidden": [256] * 10, "activation": "relu"},
+        MNIST_DEEP_MLP, **(MNIST_SMALL if small else {}), model_kwargs={"hidden": [256] * 10, "activation": "relu"}
     )
     arms = [Arm(scheme, "mlp", "mnist", {**settings, "init": scheme}) for scheme in ("normal", "xavier", "he")]
     stats = {a.label: activation_std_at_init(x, a, 0) for a in arms}

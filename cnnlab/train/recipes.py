@@ -6,6 +6,10 @@ from __future__ import annotations
 from ..errors import CnnlabError
 from .config import TrainConfig
 
+# MNIST scenes (64x64, grey, 11 classes) on a CPU: AdamW one-cycle, no flips (a mirrored digit
+# is another shape); the networks' sizes below
+SCENES = dict(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="onecycle")
+
 # Default recipes (model, dataset) -> settings; explicit settings win.
 RECIPES = {
     # 99.1-99.2 % in two epochs (seeds 0-2): AdamW one-cycle with label smoothing, chosen in a sweep
@@ -43,27 +47,15 @@ RECIPES = {
     # dilated front end at 1/8 (fc6/fc7 at 1/16: they run at 1/8 resolution; at 1/16 the front end
     # was too weak for the context module to build on), "same" padding instead of
     # FCN's 100-pixel input padding, batch norm after every VGG convolution (no ImageNet weights to
-    # start from); AdamW one-cycle, no flips (a mirrored digit is another shape)
+    # start from)
     **{
         (name, "mnist-scenes"): dict(
-            epochs=4,
-            batch_size=32,
-            optimizer="adamw",
-            lr=3e-3,
-            weight_decay=1e-4,
-            schedule="onecycle",
-            model_kwargs={"width": 0.0625, "in_channels": 1, "pad100": False, "batch_norm": True},
+            SCENES, model_kwargs={"width": 0.0625, "in_channels": 1, "pad100": False, "batch_norm": True}
         )
         for name in ("fcn32s", "fcn16s", "fcn8s")
     },
     ("dilated_frontend", "mnist-scenes"): dict(
-        epochs=4,
-        batch_size=32,
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=1e-4,
-        schedule="onecycle",
-        model_kwargs={"width": 0.125, "fc_width": 0.0625, "in_channels": 1, "batch_norm": True},
+        SCENES, model_kwargs={"width": 0.125, "fc_width": 0.0625, "in_channels": 1, "batch_norm": True}
     ),
 }
 

@@ -7,7 +7,7 @@ import math
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -124,6 +124,20 @@ def assemble(
     )
 
 
+@dataclass
+class Epoch:
+    """One epoch as it runs. Its sums stay on the device, where reading one waits for it."""
+
+    number: int
+    first: int  # its steps taken before (a run resumed inside it)
+    total: torch.Tensor  # the summed loss
+    correct: torch.Tensor  # the summed training hits
+    bad_step: torch.Tensor  # the first step whose loss was not finite (-1: none)
+    taken: int = 0  # its steps taken so far
+    start: float = field(default_factory=time.perf_counter)
+    last_save: float = field(default_factory=time.perf_counter)  # when a checkpoint was last written in it
+
+
 def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFolder) -> dict:
     """One pass over the training set (the rest of it, for a run resumed inside this epoch); the
     start of the epoch's row of metrics: its training loss and top-1, speed and time."""
@@ -134,12 +148,15 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
     first = s.step_in_epoch if epoch == s.first_epoch else 0
     if not first:
         s.order = epoch_order(p.data.train, cfg, p.gen, epoch)
-    # the epoch's sums stay on the device (reading one waits for it): loss, training hits, first bad step
-    total = torch.full((), s.loss_sum if first else 0.0, device=p.device)
-    correct = torch.full((), float(s.correct_sum) if first else 0.0, device=p.device)
-    bad_step = torch.full((), -1, device=p.device)
-    taken, bar, t0 = first, progress_bar(p.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}"), time.perf_counter()
-    last_save = t0
+    e = Epoch(
+        epoch,
+        first,
+        torch.full((), s.loss_sum if first else 0.0, device=p.device),
+        torch.full((), float(s.correct_sum) if first else 0.0, device=p.device),
+        torch.full((), -1, device=p.device),
+        first,
+    )
+    bar = progress_bar(p.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
     for i, (x, y) in enumerate(epoch_batches(p.data.train, cfg, p.gen, epoch, s.order, p.d, first), first):
         with out_of_memory_hint(cfg, p.device):
             if cfg.compile == "reduce-overhead":  # a new step: the CUDA graphs' last outputs are done with
@@ -158,35 +175,32 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
         if cfg.clip_grad_norm:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
         lr = opt.param_groups[0]["lr"]
-        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), s.steps_done + 1, bad_step)
+        e.bad_step = torch.where((e.bad_step < 0) & ~torch.isfinite(loss.detach()), s.steps_done + 1, e.bad_step)
         opt.step()
         p.schedule.step()
         # the epoch's sums: the loss, and the top-1 as the batch was seen (augmented, dropout on), like Keras'
-        total += loss.detach()
+        e.total += loss.detach()
         if p.data.classes:
-            correct += hits(out, y, *((y_mixed, lam) if cfg.mixup else (None, 1.0)))
-        s.steps_done, taken = s.steps_done + 1, i + 1
+            e.correct += hits(out, y, *((y_mixed, lam) if cfg.mixup else (None, 1.0)))
+        s.steps_done, e.taken = s.steps_done + 1, i + 1
         done = bool(cfg.max_steps) and s.steps_done >= cfg.max_steps
         # between steps: a loss that is not finite or a stop request ends the run; a checkpoint may be due
-        last_save = between_steps(p, s, run, stop, epoch, taken, done, bad_step, loss, lr, total, correct, last_save)
+        between_steps(p, s, e, run, stop, done, loss, lr)
         if done:
             break
         if bar is not None and i % 20 == 0:
-            bar.set_postfix(
-                loss=f"{loss.item():.4f}",
-                lr=f"{lr:.3g}",
-                img_s=f"{(i + 1 - first) * cfg.batch_size / (time.perf_counter() - t0):.0f}",
-            )
+            speed = (i + 1 - first) * cfg.batch_size / (time.perf_counter() - e.start)
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}", img_s=f"{speed:.0f}")
             bar.update(min(20, p.steps_per_epoch - i))
     if bar is not None:
         bar.close()
-    train_loss = all_reduce(total, p.d).item() / taken / p.d.world  # waits for the device
-    seconds = time.perf_counter() - t0
+    train_loss = all_reduce(e.total, p.d).item() / e.taken / p.d.world  # waits for the device
+    seconds = time.perf_counter() - e.start
     p.schedule.epoch_end(train_loss)
     row = {"epoch": epoch, "train_loss": train_loss}
     if p.data.classes:
-        row["train_top1"] = all_reduce(correct, p.d).item() / seen_images(taken, cfg, p.data.train)
-    return {**row, "seconds": seconds, "images": min((taken - first) * cfg.batch_size, len(p.data.train))}
+        row["train_top1"] = all_reduce(e.correct, p.d).item() / seen_images(e.taken, cfg, p.data.train)
+    return {**row, "seconds": seconds, "images": min((e.taken - first) * cfg.batch_size, len(p.data.train))}
 
 
 def hits(out, y: torch.Tensor, y_mixed: torch.Tensor | None, lam: float) -> torch.Tensor:
@@ -201,51 +215,37 @@ def hits(out, y: torch.Tensor, y_mixed: torch.Tensor | None, lam: float) -> torc
     return (right.sum((1, 2)) / (y != IGNORE).sum((1, 2)).clamp_min(1)).sum()
 
 
-def between_steps(
-    p: Parts,
-    s: Progress,
-    run: RunFolder,
-    stop: StopRequest,
-    epoch: int,
-    taken: int,
-    done: bool,
-    bad_step,
-    loss,
-    lr: float,
-    total,
-    correct,
-    last_save: float,
-) -> float:
+def between_steps(p: Parts, s: Progress, e: Epoch, run: RunFolder, stop: StopRequest, done: bool, loss, lr: float):
     """After a step, now and then (every step on one CPU; every 20 where a check waits for a
     device or the other processes): stop on a loss that is not finite, write a checkpoint when
-    one is due or a stop was asked for, then stop. Returns when the last checkpoint was written."""
+    one is due or a stop was asked for, then stop."""
     cfg = p.cfg
     due = (
         run.writes
-        and taken < p.steps_per_epoch
+        and e.taken < p.steps_per_epoch
         and not done
         and (
             (cfg.checkpoint_steps and s.steps_done % cfg.checkpoint_steps == 0)
-            or (cfg.checkpoint_minutes and time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes)
+            or (cfg.checkpoint_minutes and time.perf_counter() - e.last_save >= 60 * cfg.checkpoint_minutes)
         )
     )
     check_every = 1 if p.device.type == "cpu" and p.d.world == 1 else 20
-    if not (due or done or s.steps_done % check_every == 0 or taken == p.steps_per_epoch):
-        return last_save
-    stopping, first_bad = agree(stop.signal, bad_step, p.d)
+    if not (due or done or s.steps_done % check_every == 0 or e.taken == p.steps_per_epoch):
+        return
+    stopping, first_bad = agree(stop.signal, e.bad_step, p.d)
     if first_bad >= 0:
         raise TrainingDiverged(
-            f"the loss became {loss.item()} at step {first_bad} (epoch {epoch}, lr {lr:.4g}); "
+            f"the loss became {loss.item()} at step {first_bad} (epoch {e.number}, lr {lr:.4g}); "
             f"{'the last checkpoint is kept in ' + str(run.path) if cfg.out else 'nothing was saved'}; "
             "try a smaller --lr or --clip-grad-norm"
         )
     if (due or stopping) and run.writes:
-        inside = {"step_in_epoch": taken, "loss_sum": total.item(), "correct_sum": correct.item()}
-        run.save_checkpoint(p.model, p.opt, p.schedule, p.gen, s, epoch - 1, inside)
-        last_save = time.perf_counter()
+        inside = {"step_in_epoch": e.taken, "loss_sum": e.total.item(), "correct_sum": e.correct.item()}
+        run.save_checkpoint(p.model, p.opt, p.schedule, p.gen, s, e.number - 1, inside)
+        e.last_save = time.perf_counter()
     if stopping:
         interrupted = TrainingInterrupted(
-            f"stopped by {stopping} at epoch {epoch}, step {taken}; "
+            f"stopped by {stopping} at epoch {e.number}, step {e.taken}; "
             + (
                 f"the checkpoint is saved; resume with: cnnlab train {cfg.model} --out {run.path} --resume"
                 if cfg.out
@@ -254,7 +254,6 @@ def between_steps(
         )
         interrupted.exit_code = 128 + signal.Signals[stopping].value  # 130 Ctrl-C, 143 SIGTERM
         raise interrupted
-    return last_save
 
 
 def end_epoch(p: Parts, s: Progress, row: dict, run: RunFolder, log) -> bool:

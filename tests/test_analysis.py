@@ -429,6 +429,8 @@ FIELD_CASES = {
     "avg pool, padded": (Ops(C(1, 2, 3), torch.nn.AvgPool2d(3, stride=2, padding=1), C(2, 1, 3)), (1, 30, 30)),
     "transposed conv": (Ops(C(1, 2, 3, stride=2), torch.nn.ConvTranspose2d(2, 1, 4, stride=2)), (1, 30, 30)),
     "adaptive pool, down": (Ops(C(1, 2, 3), torch.nn.AdaptiveAvgPool2d(7), C(2, 1, 3)), (1, 30, 30)),
+    # 14 to 4, as GoogLeNet's auxiliary heads: windows of 4 (a stride of 3 and a kernel of 5 said 5)
+    "adaptive pool, down 14 to 4": (Ops(C(1, 2, 3), torch.nn.AdaptiveAvgPool2d(4)), (1, 16, 16)),
     "adaptive pool, up 2x": (Ops(C(1, 2, 3, stride=2), torch.nn.AdaptiveAvgPool2d(18), C(2, 1, 3)), (1, 20, 20)),
     # 9 to 12: windows of 1 or 2 (after a jump that is not a whole number, later layers get an upper bound)
     "adaptive pool, up 9 to 12": (Ops(C(1, 2, 3, stride=2), torch.nn.AdaptiveAvgPool2d(12)), (1, 20, 20)),

@@ -124,13 +124,15 @@ def analyze(
 
 def meta_state(model: nn.Module, dtype: torch.dtype) -> dict[str, Tensor]:
     """Meta tensors for the model's parameters (floating ones in `dtype`) and buffers, for
-    `torch.func.functional_call`: the model runs without its own tensors being touched."""
-    state = {
-        k: torch.empty_like(v, device="meta", dtype=dtype if v.is_floating_point() else v.dtype)
-        for k, v in [*model.named_parameters(), *model.named_buffers()]
-    }
+    `torch.func.functional_call`: the model runs without its own tensors being touched. A model
+    already on the meta device lends its own where the dtype fits (they hold no values)."""
+    state = {}
+    for k, v in [*model.named_parameters(), *model.named_buffers()]:
+        want = dtype if v.is_floating_point() else v.dtype
+        state[k] = v if v.is_meta and v.dtype == want else torch.empty_like(v, device="meta", dtype=want)
     for k, p in model.named_parameters():
-        state[k].requires_grad_(p.requires_grad)
+        if state[k] is not p:
+            state[k].requires_grad_(p.requires_grad)
     return state
 
 

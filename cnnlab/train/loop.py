@@ -54,7 +54,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     With cfg.out the run directory gets config.json (resolved settings, cnnlab version, git hash,
     input normalisation `mean`/`std`), metrics.jsonl (one line per epoch), checkpoint.safetensors
     (everything --resume needs, rewritten atomically every epoch), best.safetensors (the weights
-    of the best test top-1 so far) and model.safetensors (the final weights).
+    of the best model so far, by validation or else test metrics) and model.safetensors (the
+    final weights).
     """
     # settings that cannot work, and a run that would replace another, are refused before any work
     cfg.check()
@@ -67,6 +68,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     examples = read_examples(cfg, device)
     model, frozen = build_model(cfg, examples.classes, device)
     data = place_data(cfg, examples, model, device, log)
+    # the step as it runs: the model wrapped for torchrun and torch.compile, optimiser, schedule
     p = assemble(cfg, model, frozen, data, device, d, log)
     # the run directory; resuming restores weights, optimiser, schedule and generators from its checkpoint
     run = RunFolder(cfg, resolved_config(cfg, data), writes=d.rank == 0)

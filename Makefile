@@ -26,11 +26,12 @@ format: setup
 	$(BIN)/ruff format cnnlab tests bench
 	$(BIN)/ruff check --fix cnnlab tests bench
 
+# two test processes of one thread each: most tests are small steps that one core runs as fast as two
 test: lint
-	$(BIN)/python -m pytest -q --durations=10
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --durations=10
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 test-gpu: setup
 	$(BIN)/python -m pytest -q -m gpu

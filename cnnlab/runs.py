@@ -1,24 +1,35 @@
 """A run folder, as `cnnlab train --out RUN` leaves it: config.json (every setting, resolved),
 metrics.jsonl, model.safetensors, best.safetensors, checkpoint.safetensors and, with --whiten,
-whitening.safetensors. Here it is read back; `cnnlab.train` writes it."""
+whitening.safetensors. Here it is read back, and kept safe while `cnnlab.train` writes it: one
+writer at a time (`RunLock`), a new run beside it until it can take its place (`staging_folder`,
+`publish`)."""
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
+import glob
 import json
+import math
 import os
+import shutil
+import socket
+import time
 from pathlib import Path
 
 from torch import Tensor
 
 from .checkpoint import load, read_metadata
-from .errors import CnnlabError, WeightsError
+from .errors import CnnlabError, WeightsError, WriteError
+from .files import failed_write
 
 RUN_FILES = ("config.json", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl")
 
 
-def read_config(path: str | os.PathLike) -> dict:
+def read_config(path: str | os.PathLike, need=None) -> dict:
     """The resolved configuration of a run directory (its config.json) or of one of its
-    .safetensors files (their metadata)."""
+    .safetensors files (their metadata), checked (`check_config`) to hold the keys in `need`
+    (default: all a run has) and right values wherever it has them."""
     path = Path(path)
     if path.is_dir():
         config = path / "config.json"
@@ -26,15 +37,48 @@ def read_config(path: str | os.PathLike) -> dict:
             raise CnnlabError(f"{path}: not a run directory (no config.json)")
         try:
             saved = json.loads(config.read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise CnnlabError(f"{config}: not readable ({type(e).__name__}: {e})") from None
-        if not isinstance(saved, dict) or "model" not in saved:
-            raise CnnlabError(f"{config}: not a cnnlab run configuration (no model)")
-        return saved
+        return check_config(saved, config, need)
     _, meta = load(path)
     if "config" not in meta:
         raise WeightsError(f"{path}: no cnnlab configuration in its metadata")
-    return meta["config"]
+    return check_config(meta["config"], path, need)
+
+
+# what every run's configuration holds, and of which type, besides its settings
+REQUIRED = {"model": str, "dataset": str, "input_size": list, "num_classes": int, "mean": list, "std": list}
+
+
+def check_config(cfg, where: str | os.PathLike, need=None) -> dict:
+    """`cfg` if it is a cnnlab run configuration with the keys in `need` (default: all of
+    REQUIRED) and right values wherever it has them; else a CnnlabError naming `where` and what is
+    wrong (an edited or damaged config.json would otherwise fail deep inside, or evaluate to NaN)."""
+    if not isinstance(cfg, dict):
+        raise CnnlabError(f"{where}: not a cnnlab run configuration (a table of settings)")
+    for key in ("model", *(REQUIRED if need is None else need)):
+        if key not in cfg:
+            raise CnnlabError(
+                f"{where}: no {key}; it is not a whole cnnlab run configuration (train the run "
+                "again, or restore its config.json)"
+            )
+    for key, kind in REQUIRED.items():
+        if key in cfg and (not isinstance(cfg[key], kind) or isinstance(cfg[key], bool)):
+            raise CnnlabError(f"{where}: {key} = {cfg[key]!r} should be a {kind.__name__}")
+    size = cfg.get("input_size", [1])
+    if not size or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise CnnlabError(f"{where}: input_size {size} should be positive whole numbers")
+    if "mean" in cfg or "std" in cfg:
+        _check_normalization(cfg.get("mean", []), cfg.get("std", []), where)
+    return cfg
+
+
+def _check_normalization(mean: list, std: list, where) -> None:
+    values = mean + std
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise CnnlabError(f"{where}: mean {mean} and std {std} should be finite numbers")
+    if len(mean) != len(std) or not all(v > 0 for v in std):
+        raise CnnlabError(f"{where}: std must be positive, one per channel like mean; got mean {mean}, std {std}")
 
 
 def is_run(path: str | os.PathLike) -> bool:
@@ -62,27 +106,109 @@ def describe(out: str | os.PathLike) -> tuple[list[str], str] | None:
         return found, ""
 
 
-def prepare_folder(out: str | os.PathLike) -> bool:
-    """Create the run folder `out` and make sure it can be written; True if it was created here.
-    A folder that cannot be written is one CnnlabError naming it."""
+def prepare_folder(out: str | os.PathLike) -> None:
+    """Make sure a run can be written to `out`: its parent folders exist and take a file. A place
+    that cannot be written is one WriteError naming it."""
     out = Path(out)
-    created = not out.exists()
+    if out.exists() and not out.is_dir():
+        raise WriteError(f"{out}: a file is in the way of the run directory; choose another --out")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"  # one per torchrun process
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.write-test-{os.getpid()}"  # one per torchrun process
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise CnnlabError(f"output directory {out} is not writable ({e.strerror}); choose another --out") from None
-    return created
+        raise WriteError(f"output directory {out} is not writable ({e.strerror}); choose another --out") from None
 
 
-def remove_if_empty(out: str | os.PathLike) -> None:
-    """Remove a run folder that a refused run created and left empty."""
+class RunLock:
+    """The right to write run folder `out`, for one process at a time: an exclusive lock on a file
+    beside it (.NAME.lock), which the system releases when the process ends, however it ends. The
+    file says who holds it, and goes when its holder is done."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.out = Path(out)
+        self.file = self.out.parent / f".{self.out.name}.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        while self.fd is None:
+            try:
+                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise failed_write(self.out, e) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise CnnlabError(
+                    f"{self.out} is being written by another cnnlab process ({holder}); wait for it "
+                    "to end, or choose another --out"
+                ) from None
+            if _same_file(fd, self.file):  # not a file its last holder removed between our open and our lock
+                self.fd = fd
+            else:
+                os.close(fd)
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}".encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.unlink(missing_ok=True)  # while still held: a waiting process then locks a new file
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        Path(out).rmdir()  # only if empty
-    except OSError:
-        pass
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def staging_folder(out: str | os.PathLike) -> Path:
+    """Where a new run is written until it has its first checkpoint: a hidden folder beside `out`.
+    A run that fails before then leaves nothing in the way, and one that replaces another
+    (--overwrite) leaves the old one whole until then."""
+    out = Path(out)
+    return out.parent / f".{out.name}.new-{os.getpid()}"
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Put the run in `staging` in place of `out`, in one step where the system can exchange two
+    folders (Linux), else in two renames; an old run in `out` is removed after."""
+    if out.exists() and _exchange(staging, out):
+        shutil.rmtree(staging)  # now the old run
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.rename(out, old)
+    os.rename(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def clear_stale(out: str | os.PathLike) -> None:
+    """What dead processes left beside `out` (call with its RunLock held): partial new runs go; an
+    old run whose replacement never arrived is put back."""
+    out = Path(out)
+    for path in out.parent.glob(f".{glob.escape(out.name)}.new-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in out.parent.glob(f".{glob.escape(out.name)}.old-*"):
+        if out.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.rename(path, out)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically with renameat2(RENAME_EXCHANGE); False where there is none."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def whitening(path: str | os.PathLike, cfg: dict, device) -> tuple[Tensor, Tensor] | None:

@@ -8,7 +8,7 @@ import os
 
 from ..errors import CnnlabError
 from ..registry import get_model_info
-from ..runs import prepare_folder, remove_if_empty
+from ..runs import prepare_folder
 from ..train import train
 from ..train.settings import configure
 from ..train.state import refuse_existing_run
@@ -34,19 +34,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     cfg.check()  # settings that cannot work, and a run that would be replaced, before anything is printed
     refuse_existing_run(cfg)
-    created = prepare_folder(cfg.out) if cfg.out else False
+    if cfg.out:
+        prepare_folder(cfg.out)
     lead = os.environ.get("RANK", "0") == "0"  # in a torchrun job the first process speaks for all
     if lead:
         print(
             f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
             f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else "")
         )
-    try:
-        result = train(cfg)
-    except BaseException:
-        if created:  # refused before writing anything: leave no empty run directory behind
-            remove_if_empty(cfg.out)
-        raise
+    result = train(cfg)
     t = result["test"]
     if lead:
         print(

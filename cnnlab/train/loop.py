@@ -20,11 +20,12 @@ from ..evaluation.metrics import evaluate
 from .batches import epoch_batches, epoch_order, full_batch_size, seen_images
 from .config import TrainConfig
 from .control import StopRequest, agree, score, stalled
+from .folder import RunFolder
 from .losses import loss_fn, mix_batch, penalty
 from .optim import Schedule, make_optimizer
 from .prepare import RunData, build_model, place_data, read_examples
 from .report import early_stop_line, epoch_line, progress_bar
-from .state import Progress, RunFolder, refuse_existing_run, resolved_config
+from .state import Progress, resolved_config
 from .stats import layer_statistics
 
 
@@ -57,34 +58,39 @@ def train(cfg: TrainConfig, log=print) -> dict:
     of the best model so far, by validation or else test metrics) and model.safetensors (the
     final weights).
     """
-    # settings that cannot work, and a run that would replace another, are refused before any work
+    # settings that cannot work are refused before any work
     cfg.check()
-    refuse_existing_run(cfg)
     # this process's place in a torchrun job: rank 0 speaks and writes for all
     d, device = setup_distributed(cfg.device)
     log = log if d.rank == 0 else _silent
-    # the data and the model; the model's initialisation is the first draw from the seed
-    torch.manual_seed(cfg.seed)
-    examples = read_examples(cfg, device)
-    model, frozen = build_model(cfg, examples.classes, device)
-    data = place_data(cfg, examples, model, device, log)
-    # the step as it runs: the model wrapped for torchrun and torch.compile, optimiser, schedule
-    p = assemble(cfg, model, frozen, data, device, d, log)
-    # the run directory; resuming restores weights, optimiser, schedule and generators from its checkpoint
-    run = RunFolder(cfg, resolved_config(cfg, data), writes=d.rank == 0)
-    s = run.resume(model, p.opt, p.schedule, p.gen, data.train.labels.device, log) if cfg.resume else Progress()
-    s.steps_done = s.steps_done or (s.first_epoch - 1) * p.steps_per_epoch
-    run.start(s.history, data.train.zca if cfg.whiten else None)
-    # the epochs; Ctrl-C or SIGTERM stops after a checkpoint, and a full disk says how to go on
-    if stopped := stalled(s.history, cfg.early_stop):  # a resumed run that had already stopped early
-        log(early_stop_line(stopped, cfg.early_stop, run.writes, len(data.classes) or 1))
-    with StopRequest() as stop, run.say_how_to_resume():
-        for epoch in range(s.first_epoch, cfg.epochs + 1 if not stopped else s.first_epoch):
-            row = train_epoch(p, s, epoch, stop, run)
-            if end_epoch(p, s, row, run, log):
-                break
-    # the final weights and curves
-    run.finish(model, s.history)
+    # the run folder is ours while we train; a new run is written beside it until its first checkpoint
+    with RunFolder(cfg, writes=d.rank == 0) as run:
+        # the data and the model; the model's initialisation is the first draw from the seed
+        torch.manual_seed(cfg.seed)
+        examples = read_examples(cfg, device)
+        model, frozen = build_model(cfg, examples.classes, device)
+        data = place_data(cfg, examples, model, device, log)
+        # the step as it runs: the model wrapped for torchrun and torch.compile, optimiser, schedule
+        p = assemble(cfg, model, frozen, data, device, d, log)
+        # resuming restores weights, optimiser, schedule and generators from the checkpoint
+        resolved = resolved_config(cfg, data)
+        s = (
+            run.resume(resolved, model, p.opt, p.schedule, p.gen, data.train.labels.device, log)
+            if cfg.resume
+            else Progress()
+        )
+        s.steps_done = s.steps_done or (s.first_epoch - 1) * p.steps_per_epoch
+        run.start(resolved, s.history, data.train.zca if cfg.whiten else None)
+        # the epochs; Ctrl-C or SIGTERM stops after a checkpoint, and a full disk says how to go on
+        if stopped := stalled(s.history, cfg.early_stop):  # a resumed run that had already stopped early
+            log(early_stop_line(stopped, cfg.early_stop, run.writes, len(data.classes) or 1))
+        with StopRequest() as stop, run.say_how_to_resume():
+            for epoch in range(s.first_epoch, cfg.epochs + 1 if not stopped else s.first_epoch):
+                row = train_epoch(p, s, epoch, stop, run)
+                if end_epoch(p, s, row, run, log):
+                    break
+        # the final weights and curves
+        run.finish(model, s.history)
     leave_distributed(d)
     test = {k[5:]: v for k, v in s.history[-1].items() if k.startswith("test_")}
     return {"test": test, "history": s.history, "model": model, "num_classes": len(data.classes) or 1}
@@ -238,8 +244,7 @@ def between_steps(p: Parts, s: Progress, e: Epoch, run: RunFolder, stop: StopReq
     if first_bad >= 0:
         raise TrainingDiverged(
             f"the loss became {loss.item()} at step {first_bad} (epoch {e.number}, lr {lr:.4g}); "
-            f"{'the last checkpoint is kept in ' + str(run.path) if cfg.out else 'nothing was saved'}; "
-            "try a smaller --lr or --clip-grad-norm"
+            f"{run.what_is_kept()}; try a smaller --lr or --clip-grad-norm"
         )
     if (due or stopping) and run.writes:
         inside = {"step_in_epoch": e.taken, "loss_sum": e.total.item(), "correct_sum": e.correct.item()}
@@ -249,7 +254,7 @@ def between_steps(p: Parts, s: Progress, e: Epoch, run: RunFolder, stop: StopReq
         interrupted = TrainingInterrupted(
             f"stopped by {stopping} at epoch {e.number}, step {e.taken}; "
             + (
-                f"the checkpoint is saved; resume with: cnnlab train {cfg.model} --out {run.path} --resume"
+                f"the checkpoint is saved; resume with: {run.resume_command()}"
                 if cfg.out
                 else "nothing was saved (no --out)"
             )
@@ -273,6 +278,12 @@ def end_epoch(p: Parts, s: Progress, row: dict, run: RunFolder, log) -> bool:
     with p.autocast:
         test = evaluate(model, p.data.test, d=p.d)
         val = evaluate(model, p.data.val, d=p.d) if p.data.val is not None else {}
+    for split, metrics in (("test", test), ("validation", val)):
+        if not all(math.isfinite(v) for v in metrics.values()):  # a diverged model, not a result to keep
+            raise TrainingDiverged(
+                f"the {split} loss became {metrics['loss']} after epoch {epoch}; "
+                f"{run.what_is_kept()}; try a smaller --lr or --clip-grad-norm"
+            )
     seconds, images = row.pop("seconds"), row.pop("images")
     row.update(
         {

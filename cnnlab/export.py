@@ -18,7 +18,7 @@ from torch import nn
 
 from .errors import CnnlabError
 from .factory import create_model, load_model
-from .files import atomic_file
+from .files import atomic_file, check_output
 from .registry import get_model_info
 from .runs import read_config
 
@@ -38,7 +38,8 @@ def model_and_config(source: str, weights: str | None = None) -> tuple[nn.Module
         }
     info = get_model_info(source)  # unknown names: UnknownModelError with the closest names
     model = create_model(source, weights=weights).eval()
-    size = list(getattr(model, "input_size", info.input_size))
+    own = getattr(model, "input_size", info.input_size)  # free sizes (None) take the registry's example
+    size = [o if o is not None else i for o, i in zip(own, info.input_size)]
     cfg = {"model": source, "input_size": size}
     pretrained = getattr(model, "pretrained", None)
     if pretrained is not None:
@@ -47,20 +48,27 @@ def model_and_config(source: str, weights: str | None = None) -> tuple[nn.Module
 
 
 def export(
-    source: str, fmt: str, out: str | os.PathLike, weights: str | None = None, batch: int = 2, check: bool = True
+    source: str,
+    fmt: str,
+    out: str | os.PathLike,
+    weights: str | None = None,
+    batch: int = 2,
+    check: bool = True,
+    overwrite: bool = False,
 ) -> dict:
-    """Write `source` (a run or a model name) as `fmt` to `out` (atomically); with `check`, run
-    the exported file on a random batch and compare with PyTorch. Returns what was done."""
+    """Write `source` (a run or a model name) as `fmt` to `out` (atomically; an existing file only
+    with `overwrite`); with `check`, run the exported file on a random batch and compare with
+    PyTorch. Returns what was done."""
     if fmt not in FORMATS:
         raise CnnlabError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = check_output(out, overwrite)
+    if weights is not None and Path(source).exists():
+        raise CnnlabError(f"{source}: a run exports its own weights; --weights is for a model name")
     model, cfg = model_and_config(source, weights)
     model = model.eval().float().cpu()
     x = torch.randn(batch, *cfg["input_size"], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(x)
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise CnnlabError(f"{out.parent}: no such directory for the exported file")
     with atomic_file(out) as tmp:
         if fmt == "onnx":
             _export_onnx(model, x, tmp, cfg)

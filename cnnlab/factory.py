@@ -14,7 +14,7 @@ from . import weights as published
 from .checkpoint import load, model_state
 from .errors import ModelArgumentError, WeightsError
 from .registry import build_model, check_num_classes, get_model_info, meta_model
-from .runs import is_run, read_config, weights_file
+from .runs import check_config, is_run, read_config, weights_file
 from .weights import TORCHVISION_MODELS, check_state_dict, load_into, num_classes_of, read_state_dict
 
 
@@ -60,7 +60,12 @@ def create_model(
 def _with_weights(name: str, weights: str | os.PathLike, kwargs: dict) -> nn.Module:
     """`name` holding `weights`: published, a run, or a weights file (see `weights_kind`)."""
     path = Path(weights)
-    kind = weights_kind(weights)
+    kind = weights_kind(weights, name)
+    if kind == "folder":
+        raise WeightsError(
+            f"{path}: holds neither a cnnlab run (config.json) nor published weights ({name} has "
+            "none); give a run directory or a weights file"
+        )
     if kind == "published":
         info = published.pretrained(name)  # raises where there are none
         source = published.fetch(info, None if str(weights) == "imagenet" else path)
@@ -109,12 +114,15 @@ def with_options(trained: nn.Module, num_classes: int | None, kwargs: dict, sour
     return model
 
 
-def weights_kind(weights: str | os.PathLike) -> str:
-    """What `weights` names: "published" ("imagenet", or a folder holding torchvision's file),
-    "run" (a cnnlab run directory or run file), "file" (another weights file) or "missing"."""
+def weights_kind(weights: str | os.PathLike, name: str | None = None) -> str:
+    """What `weights` names: "published" ("imagenet", or a folder holding torchvision's file for
+    `name`, or for any model if `name` is None), "run" (a cnnlab run directory or run file),
+    "file" (another weights file), "folder" (a folder that is neither) or "missing"."""
     path = Path(weights)
-    if str(weights) == "imagenet" or (path.is_dir() and not (path / "config.json").is_file()):
+    if str(weights) == "imagenet":
         return "published"
+    if path.is_dir() and not (path / "config.json").is_file():
+        return "published" if name is None or name in TORCHVISION_MODELS else "folder"
     if path.is_dir() or is_run(path):
         return "run"
     return "file" if path.is_file() else "missing"
@@ -128,7 +136,7 @@ def weights_config(weights: str | os.PathLike) -> dict | None:
 def input_normalization(weights: str | os.PathLike, name: str) -> tuple[list, list] | None:
     """The input normalisation (mean, std per channel) that `name`'s `weights` were trained with:
     the published weights' own (ImageNet's), a cnnlab run's; None when a bare file does not say."""
-    kind = weights_kind(weights)
+    kind = weights_kind(weights, name)
     if kind == "published":
         info = published.pretrained(name)
         return list(info.mean), list(info.std)
@@ -145,6 +153,7 @@ def load_model(path: str | os.PathLike, weights: str = "model") -> nn.Module:
     cfg = meta.get("config")
     if not cfg:
         raise WeightsError(f"{file}: no cnnlab configuration in its metadata; is it a cnnlab run file?")
+    check_config(cfg, file, need=())
     n = cfg.get("num_classes")
     info = get_model_info(cfg["model"])
     model = build_model(cfg["model"], num_classes=n if n != info.num_classes else None, **cfg.get("model_kwargs", {}))
@@ -165,7 +174,7 @@ def build_for_analysis(
     and its input size. Models are built on the meta device: nothing is allocated or computed."""
     kwargs, num_classes = dict(model_kwargs or ()), None
     if Path(source).is_dir():
-        cfg = read_config(source)
+        cfg = read_config(source, need=("input_size",))
         kwargs, num_classes = {**cfg.get("model_kwargs", {}), **kwargs}, cfg.get("num_classes")
         input_size = input_size or tuple(cfg["input_size"])
         name = cfg["model"]

@@ -16,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import WriteError
+from .errors import CnnlabError, WriteError
 
 FULL = 1 << 20  # less free space than this after a failed write: the disk was full
 
@@ -52,6 +52,8 @@ def write_problem(error: BaseException, full: bool = False) -> str | None:
         return "a folder of that name is in the way"
     if code == errno.ENOTDIR:
         return "a file is in the way of its folder"
+    if code == errno.ENAMETOOLONG:
+        return "its name is too long"
     return None
 
 
@@ -142,3 +144,18 @@ def append_text(path: Path, text: str) -> None:
             f.write(text)
     except OSError as e:
         raise failed_write(path, e) from None
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False, flag: str = "-o") -> Path:
+    """`path` as a file about to be written, checked before any work: a name (not empty), in a
+    folder that exists, not a folder itself, and not a file already there unless `overwrite`."""
+    if not str(path).strip():
+        raise CnnlabError(f"{flag} {str(path)!r} is empty; give a file name")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CnnlabError(f"{path.parent}: no such directory for {path.name}")
+    if path.is_dir():
+        raise CnnlabError(f"{path}: a folder of that name is in the way; choose another file name")
+    if path.exists() and not overwrite:
+        raise CnnlabError(f"{path} already exists; give --overwrite to replace it, or choose another name")
+    return path

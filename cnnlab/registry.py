@@ -82,13 +82,19 @@ def build_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Modul
     builder = _BUILDERS[_lookup(name)]
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
+    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     try:
         model = builder(**kwargs)
     except (TypeError, ValueError) as e:
         if not kwargs or isinstance(e, CnnlabError):
             raise
-        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ModelArgumentError(f"{name} cannot be built with {given}: {e}") from None
+    except (MemoryError, RuntimeError) as e:  # an allocator that cannot give the weights their memory
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        raise ModelArgumentError(
+            f"{name} with {given or 'its defaults'} does not fit in memory; make it smaller (its width, its layers)"
+        ) from None
     model.model_name = name  # used in error messages, e.g. by InputShapeError
     return model
 

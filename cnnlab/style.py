@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data.folders import open_image
+from .data.folders import read_image_file
 from .data.normalization import IMAGENET_NORMALIZATION
-from .errors import CnnlabError, DatasetError, WeightsError
+from .errors import CnnlabError, WeightsError
 from .factory import create_model
 from .files import atomic_file
 from .models.adapt import initialize
@@ -126,10 +126,7 @@ def read_image(path: str | os.PathLike, size: int) -> Tensor:
     """An image as (1, 3, H, W) RGB on 0-1, its longer side resized to `size`."""
     from PIL import Image
 
-    try:
-        img = open_image(path, "RGB")
-    except Exception as e:  # noqa: BLE001  (PIL raises many types on bad files)
-        raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    img = read_image_file(path, "RGB")
     scale = size / max(img.size)
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()

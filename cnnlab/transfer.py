@@ -23,7 +23,7 @@ from .data.normalization import IMAGENET_NORMALIZATION, NORMALIZATION, channel_n
 from .device import pick_device
 from .errors import CnnlabError
 from .factory import create_model, input_normalization
-from .files import atomic_file
+from .files import atomic_file, check_output
 from .registry import get_model_info
 
 CLASSIFIERS = ("svm", "logreg")
@@ -52,10 +52,14 @@ def features(
     test_per_class: int | None = None,
     device: str = "auto",
     model_kwargs: dict | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Features of the training and test split of `dataset` (only `classes`, and the first
     `train_per_class` / `test_per_class` images of each, if given); written to `out` (.npz) if
-    given. An image folder's images of both splits are resized and centre-cropped (no random crops)."""
+    given (an existing file only with `overwrite`). An image folder's images of both splits are
+    resized and centre-cropped (no random crops)."""
+    if out is not None:
+        check_output(out, overwrite)
     folder = dataset.startswith("folder:")
     if not folder and dataset not in NORMALIZATION:
         raise CnnlabError(f"features work on {', '.join(NORMALIZATION)} and folder:PATH, got {dataset!r}")
@@ -94,8 +98,6 @@ def features(
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    if not path.parent.is_dir():
-        raise CnnlabError(f"{path.parent}: no such directory for the features file")
     with atomic_file(path, ".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
 
@@ -109,6 +111,10 @@ def linear_classifier(feats: dict, kind: str = "svm", c: float = 1.0) -> dict:
 
     if kind not in CLASSIFIERS:
         raise CnnlabError(f"classifier must be svm or logreg, got {kind!r}")
+    if len(np.unique(feats["train_y"])) < 2:
+        raise CnnlabError(
+            "the training features hold one class, and one class is nothing to tell apart; give two or more (--classes)"
+        )
     head = LinearSVC(C=c, max_iter=5000) if kind == "svm" else LogisticRegression(C=c, max_iter=2000)
     clf = make_pipeline(StandardScaler(), head)
     start = time.perf_counter()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,10 +226,20 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         raise WeightsError(f"{path}: no such file")
     if path.suffix == ".safetensors":
         return load(path)[0]
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):  # torch.save writes a zip, old versions a pickle
+        raise WeightsError(
+            f"{path}: not a PyTorch weights file (neither a zip nor a pickle); give a .pth, .pt or .safetensors file"
+        )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle protocols on files it then refuses: one message
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "global" not in str(e).lower():
+            raise WeightsError(f"{path}: not a readable PyTorch weights file ({reason[:200]})") from None
         raise WeightsError(
             f"{path}: refused: it holds objects other than tensors, which could run code when "
             f"unpickled ({reason[:200]}); only plain state dicts are loaded"

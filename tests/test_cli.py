@@ -220,34 +220,14 @@ def test_paths_in_the_way_are_one_line(tmp_path, capsys):
     IsADirectoryError tracebacks (the latter naming a temporary file)."""
     from pathlib import Path
 
-    from conftest import DATA
+    from conftest import DATA, tiny_mnist_run
 
     from cnnlab.errors import WriteError
     from cnnlab.files import atomic_file
 
     run, blocker = tmp_path / "run", tmp_path / "afile"
     blocker.write_text("")
-    assert (
-        main(
-            [
-                "train",
-                "mlp",
-                "--dataset",
-                "mnist",
-                "--data-dir",
-                str(DATA),
-                "--train-per-class",
-                "5",
-                "--test-per-class",
-                "2",
-                "--epochs",
-                "1",
-                "--out",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    assert main(tiny_mnist_run(run)) == 0
     capsys.readouterr()
     assert main(["eval", str(run), "--data-dir", str(DATA), "--test-per-class", "2", "--out", str(blocker)]) == 2
     assert capsys.readouterr().err == (

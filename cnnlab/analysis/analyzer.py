@@ -53,6 +53,13 @@ def _check_size(model_or_name, name: str, input_size: tuple) -> None:
         )
 
 
+def _check_batch_and_dtype(batch_size, dtype) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise CnnlabError(f"batch_size must be at least 1, got {batch_size!r}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise CnnlabError(f"dtype must be a floating point type (float32, float16, bfloat16, float64), got {dtype}")
+
+
 def _resolve(model_or_name, input_size):
     if isinstance(model_or_name, str):
         info = get_model_info(model_or_name)
@@ -81,8 +88,7 @@ def analyze(
     """
     if mode not in ("eval", "train"):
         raise CnnlabError(f"mode must be 'eval' or 'train', got {mode!r}")
-    if batch_size < 1:
-        raise CnnlabError(f"batch_size must be at least 1, got {batch_size}")
+    _check_batch_and_dtype(batch_size, dtype)
     model, name, input_size = _resolve(model_or_name, input_size)
     _check_size(model_or_name, name, input_size)
     # one forward pass on the meta device, the model's parameters swapped for meta tensors
@@ -185,6 +191,7 @@ def training_memory(
     """
     if optimizer not in OPTIMIZER_STATE:
         raise CnnlabError(f"optimizer must be one of {', '.join(OPTIMIZER_STATE)}, got {optimizer!r}")
+    _check_batch_and_dtype(batch_size, dtype)
     model, name, input_size = _resolve(model_or_name, input_size)
     _check_size(model_or_name, name, input_size)
     params = list({id(p): p for p in model.parameters()}.values())

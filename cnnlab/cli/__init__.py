@@ -22,6 +22,7 @@ PLACE_ERRORS = {
     errno.EEXIST: "a file is in the way of a folder: choose another path",
     errno.ENOTDIR: "a file is in the way of a folder: choose another path",
     errno.EISDIR: "a folder is in the way of a file: choose another path",
+    errno.ENAMETOOLONG: "choose a shorter name",
 }
 GROUPS = (zoo, training, evaluation, transfer, style, experiments, export)  # in the order `--help` lists them
 

@@ -58,6 +58,8 @@ def register(sub) -> None:
 
 def output_folder(args: argparse.Namespace, run: str) -> Path | None:
     """--out, else the run directory (None for a run file)."""
+    if args.out is not None and not args.out.strip():
+        raise CnnlabError(f"--out {args.out!r} is empty; give a folder name, or leave --out out for the run's")
     return Path(args.out) if args.out else (Path(run) if Path(run).is_dir() else None)
 
 
@@ -134,6 +136,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     out = output_folder(args, args.run) or Path(".")
     if not args.filters and not args.feature_maps:
         raise CnnlabError("say what to draw: --filters and/or --feature-maps IMAGE")
+    if args.layer and not args.feature_maps:
+        raise CnnlabError(
+            "--layer picks the layer of --feature-maps (--filters are the first convolution's); give "
+            "--feature-maps IMAGE"
+        )
     if args.filters:
         print(f"wrote {visualize_filters(args.run, out / 'filters.png')}")
     if args.feature_maps:

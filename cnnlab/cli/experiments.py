@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import CnnlabError
 from ..experiments import EXPERIMENTS, run_experiment, write_gallery
+from ..files import check_output
 from .options import positive_int
 
 
@@ -26,6 +28,10 @@ def register(sub) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
+    if args.gallery is not None and not args.name:
+        raise CnnlabError("--gallery writes the page of an experiment's reports: give an experiment, or all")
+    if args.gallery is not None:
+        check_output(args.gallery, overwrite=True, flag="--gallery")  # before hours of training, not after
     if args.list or not args.name:
         for exp in EXPERIMENTS.values():
             print(f"{exp.name:16s} {exp.claim}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 from ..device import pick_device
 from ..errors import CnnlabError
+from ..files import check_output
 from ..style import (
     CONTENT_LAYER,
     STYLE_LAYERS,
@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("content", help="the content image")
     p.add_argument("style", help="the style image")
     p.add_argument("-o", "--output", required=True, help="the picture to write (.png or .jpg)")
+    p.add_argument("--overwrite", action="store_true", help="replace the picture if it exists")
     p.add_argument("--size", type=positive_int, help="longer side in pixels (default 512 on CUDA, 256 on the CPU)")
     p.add_argument("--content-weight", type=non_negative_float, default=1.0, help="alpha")
     p.add_argument(
@@ -37,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--tv-weight", type=non_negative_float, default=0.0, help="total-variation smoothing")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--steps", type=positive_int, default=150, help="L-BFGS iterations or Adam steps")
-    p.add_argument("--lr", type=positive_float, default=0.02, help="Adam's step on pixel values (0-1)")
+    p.add_argument("--lr", type=positive_float, help="Adam's step on pixel values (0-1; default 0.02)")
     p.add_argument("--init", choices=("content", "noise", "style"), default="content")
     p.add_argument("--style-layers", help="comma-separated (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     p.add_argument("--content-layer", help="default relu4_2")
@@ -67,11 +68,11 @@ def register(sub) -> None:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
+    if args.lr is not None and args.optimizer != "adam":
+        raise CnnlabError("--lr is Adam's step; L-BFGS (the default --optimizer) finds its own: give --optimizer adam")
+    out = check_output(args.output, args.overwrite)
     device = pick_device(args.device)
     size = args.size or (512 if device.type == "cuda" else 256)
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise CnnlabError(f"{out.parent}: no such directory for the picture")
     content, style = read_image(args.content, size).to(device), read_image(args.style, size).to(device)
     features, used = vgg_features(args.features, args.weights, args.seed, log=print)
     preprocess = default_preprocess(used) if args.preprocess == "auto" else args.preprocess
@@ -98,7 +99,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.content_layer or CONTENT_LAYER,
         args.optimizer,
         args.steps,
-        args.lr,
+        args.lr or 0.02,
         args.init,
         args.pool,
         args.seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import CnnlabError
 from ..train.config import dataset_name
 from ..transfer import advise, features, linear_classifier
 from .options import checked, key_value, positive_float, positive_int
@@ -16,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--weights", help="imagenet, a weights file or a cnnlab run (default: untrained)")
     p.add_argument("--dataset", type=checked(dataset_name), required=True)
     p.add_argument("-o", "--output", help="write train_x, train_y, test_x, test_y, classes to this .npz")
+    p.add_argument("--overwrite", action="store_true", help="replace the -o file if it exists")
     p.add_argument("--classifier", choices=("svm", "logreg"), help="fit it on the training features, test it")
     p.add_argument("--c", type=positive_float, default=1.0, help="the classifier's inverse regularisation")
     p.add_argument("--classes", help="comma-separated class names: these only")
@@ -44,6 +46,8 @@ def register(sub) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
+    if args.c != 1.0 and not args.classifier:
+        raise CnnlabError("--c is the classifier's; give --classifier svm or logreg, or leave --c out")
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else ()
     feats = features(
         args.model,
@@ -56,6 +60,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         args.test_per_class,
         args.device,
         dict(args.model_kwargs or ()),
+        args.overwrite,
     )
     print(
         f"features: {feats['train_x'].shape[1]} per image, {len(feats['train_y'])} training and "

@@ -90,6 +90,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    if args.optimizer and args.format == "csv":
+        raise CnnlabError(
+            "--optimizer adds a line the csv format has no place for; give --format table, markdown or json"
+        )
     model, size = build_for_analysis(args.name, args.model_kwargs, args.input)
     a = analyze(model, size, args.batch, DTYPES[args.dtype], args.mode)
     if args.format == "json":
@@ -131,6 +135,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_conv_size(args: argparse.Namespace) -> int:
+    if args.ceil and not args.pool:
+        raise CnnlabError("--ceil rounds pooling (Caffe's ceil_mode); give --pool as well")
+    if args.output_padding and not args.transposed:
+        raise CnnlabError("--output-padding is for a transposed convolution; give --transposed as well")
     n, f, p, d = args.size, args.kernel, args.padding, args.dilation
     s = args.stride or (f if args.pool else 1)
     if args.transposed:

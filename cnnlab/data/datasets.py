@@ -312,6 +312,9 @@ def pick(
 ) -> tuple[Tensor, Tensor]:
     """The indices (in the dataset's order) of the first `per_class` examples of each class in
     `names` (all if None), and their labels renumbered in the order of `names`."""
+    twice = [c for c in names if names.count(c) > 1]
+    if twice:
+        raise DatasetError(f"class {twice[0]!r} is named twice; name each class once")
     unknown = [c for c in names if c not in classes]
     if unknown:
         raise DatasetError(f"no class {unknown[0]!r} in {where}; its classes: {', '.join(classes)}")

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import io
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -20,17 +21,41 @@ from .datasets import held_out, pick
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
-def open_image(source, mode: str):
-    """A PIL image in `mode` ("RGB" or "L") from a path or file object. PIL converts 16-bit and
-    32-bit integer greyscale (16-bit PNGs, TIFFs) by clipping at 255, so a dark 16-bit image
-    would read as white; those are scaled instead, 65535 to 255."""
+def open_image(source, mode: str, name: str | os.PathLike | None = None):
+    """A PIL image in `mode` ("RGB" or "L") from a path or file object (`name` says which in
+    messages). PIL converts 16-bit and 32-bit integer greyscale (16-bit PNGs, TIFFs) by clipping
+    at 255, so a dark 16-bit image would read as white; those are scaled instead, 65535 to 255.
+    A file that is not an image, or one too large to decode safely, is a DatasetError."""
     from PIL import Image
 
-    img = Image.open(source)
-    if img.mode.startswith("I;16") or img.mode == "I":
-        scaled = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
-        img = Image.fromarray(scaled, "L")
-    return img.convert(mode)
+    name = name if name is not None else source
+    try:
+        with warnings.catch_warnings():  # PIL's decompression-bomb warning, as the error it stands for
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(source)
+            if img.mode.startswith("I;16") or img.mode == "I":
+                scaled = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+                img = Image.fromarray(scaled, "L")
+            return img.convert(mode)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        size = str(e).split(" pixels")[0].split()[-1] if " pixels" in str(e) else "so many"
+        raise DatasetError(
+            f"{name}: {size} pixels, too large to read safely (PIL's limit is "
+            f"{Image.MAX_IMAGE_PIXELS:,}); make it smaller first"
+        ) from None
+    except Exception as e:  # noqa: BLE001  (any file content: PIL raises OSError, ValueError, SyntaxError, ...)
+        raise DatasetError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def read_image_file(path: str | os.PathLike, mode: str):
+    """An image file as a PIL image in `mode`; a missing path, a folder, a pipe or a device (which
+    would be waited on for ever) is refused in one line naming it, before anything is read."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a regular file (a folder, a pipe or a device); give an image file")
+    return open_image(path, mode, path)
 
 
 class ImageFolder(torch.utils.data.Dataset):
@@ -89,15 +114,35 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def _list(self) -> list[str]:
         if self.root.is_dir():
-            return sorted(
-                p.relative_to(self.root).as_posix()
-                for p in self.root.rglob("*")
-                if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-            )
+            return self._walk()
         if zipfile.is_zipfile(self.root):
             with zipfile.ZipFile(self.root) as z:
                 return sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_EXTENSIONS))
         raise DatasetError(f"{self.root}: neither a folder nor a zip file")
+
+    def _walk(self) -> list[str]:
+        """The image files below the root folder, as ROOT-relative names. A folder that cannot be
+        read is named (it was silently left out, and with it a class); so is a special file among
+        the images (reading a pipe would wait for ever)."""
+
+        def refuse(error: OSError):
+            raise DatasetError(
+                f"{error.filename}: cannot be read ({error.strerror}); its images would be left out: "
+                "fix its permissions or move it out of the folder"
+            )
+
+        names = []
+        for folder, _, files in os.walk(self.root, onerror=refuse):
+            for file in files:
+                path = Path(folder, file)
+                if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                if not path.is_file():
+                    raise DatasetError(
+                        f"{path}: not a regular file (a pipe or a device) among the images; move it out of the folder"
+                    )
+                names.append(path.relative_to(self.root).as_posix())
+        return sorted(names)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -110,10 +155,7 @@ class ImageFolder(torch.utils.data.Dataset):
             if self._zip is None:  # one handle per worker process
                 self._zip = zipfile.ZipFile(self.root)
             data = self._zip.read(name)
-        try:
-            return open_image(io.BytesIO(data), "RGB")
-        except Exception as e:  # noqa: BLE001  (any file content: PIL raises OSError, ValueError, SyntaxError, ...)
-            raise DatasetError(f"{self.root}/{name}: not a readable image ({type(e).__name__}: {e})") from None
+        return open_image(io.BytesIO(data), "RGB", f"{self.root}/{name}")
 
     def __getitem__(self, i: int):
         """(image, label); with `bad_images = "return"`, (None, message) for an unreadable file

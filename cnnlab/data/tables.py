@@ -64,6 +64,11 @@ def load_csv(path: str | os.PathLike, target: str) -> tuple[Tensor, Tensor, tupl
                     + (" (beyond float32)" if math.isfinite(value) else "")
                 )
             values[r, j] = value
+    if len(header) < 2:
+        raise DatasetError(
+            f"{path}: has no column besides the target {target} to predict it from; add the columns "
+            "the prediction is made from"
+        )
     t = header.index(target)
     features = np.delete(values, t, axis=1)
     names = tuple(h for k, h in enumerate(header) if k != t)

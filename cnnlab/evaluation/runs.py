@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.folders import IMAGE_EXTENSIONS, open_image
+from ..data.folders import IMAGE_EXTENSIONS, read_image_file
 from ..data.loaders import DeviceData, make_data
 from ..data.normalization import fits_by_padding
 from ..data.segmentation import is_segmentation, load_segmentation
 from ..device import pick_device
-from ..errors import CnnlabError, DatasetError
+from ..errors import CnnlabError
 from ..factory import load_model
 from ..runs import read_config, whitening
 from .metrics import classification, scores, segmentation_counts
@@ -43,6 +43,8 @@ def evaluate_runs(
     (its first `per_class` images of each class, if given)."""
     if tta not in TTA:
         raise CnnlabError(f"tta must be one of {', '.join(TTA)}, got {tta!r}")
+    if not paths:
+        raise CnnlabError("give at least one run to evaluate")
     configs = [read_config(p) for p in paths]
     dataset = dataset or configs[0]["dataset"]
     if dataset.startswith("csv:"):
@@ -94,10 +96,7 @@ def image_input(path: str | Path, cfg: dict, zca: tuple[Tensor, Tensor] | None =
         )
     c, h, w = cfg["input_size"]
     ih, iw = cfg.get("image_size", [c, h, w])[1:]  # the dataset's size; the model's may add padding
-    try:
-        img = open_image(path, "L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
-    except Exception as e:  # noqa: BLE001  (PIL raises OSError, ValueError, SyntaxError, ... on bad files)
-        raise DatasetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    img = read_image_file(path, "L" if c == 1 else "RGB").resize((iw, ih), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).reshape(ih, iw, c).permute(2, 0, 1)[None]
     if fits_by_padding(ih, iw, (h, w)):
         x = F.pad(x, ((w - iw) // 2, (w - iw) // 2, (h - ih) // 2, (h - ih) // 2))

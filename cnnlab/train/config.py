@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..data.augment import AUGMENTATIONS
 from ..data.datasets import DATASETS
-from ..data.segmentation import is_segmentation
 from ..errors import CnnlabError
 from ..models.adapt import INITS, STRATEGIES
+from .rules import check_together
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
@@ -54,6 +54,7 @@ def setting(
     low: float | None = None,
     above: float | None = None,
     below: float | None = None,
+    high: float | None = None,
     label: str | None = None,
     unit: str = "",
     parse=None,
@@ -63,7 +64,7 @@ def setting(
     flag: dict | None = None,
 ):
     """A TrainConfig field: its default and help text, then what values it takes (`choices`, a
-    range `low` <= v, `above` < v, v < `below`; `parse` checks and converts text), how messages
+    range `low` <= v <= `high`, `above` < v < `below`; `parse` checks and converts text), how messages
     name it (`label`, `unit`), and its role: `resumable` (a resumed run may change it), `restored`
     (--resume takes it from the run's config.json), `in_files` (a config file may set it), and
     extra argparse keywords for its flag (`flag`)."""
@@ -73,6 +74,7 @@ def setting(
         low=low,
         above=above,
         below=below,
+        high=high,
         label=label,
         unit=unit,
         parse=parse,
@@ -138,7 +140,9 @@ class TrainConfig:
     augment: tuple[str, ...] = setting(
         (), f"comma-separated: {', '.join(AUGMENTATIONS)} ('' for none)", choices=AUGMENTATIONS, label="augmentation"
     )
-    seed: int = setting(0, "seed of every random draw (initialisation, order, augmentation, dropout)")
+    seed: int = setting(
+        0, "seed of every random draw (initialisation, order, augmentation, dropout)", low=0, high=2**63 - 1
+    )
     device: str = setting("auto", "cpu, cuda, cuda:N or auto (default)", resumable=True)
     amp: bool = setting(True, "on CUDA: bf16 autocast and channels_last (no effect on the CPU)", resumable=True)
     compile: bool | str = setting(
@@ -294,60 +298,8 @@ class TrainConfig:
                 raise CnnlabError(f"{f.name} = {value!r} has the wrong type; e.g. {f.name} = {self.example(f.name)!r}")
             if message := problem(f.name, value):
                 raise CnnlabError(message)
-        self._check_together()
-
-    def _check_together(self) -> None:
-        """The rules that involve several settings."""
-        table, folder = self.dataset.startswith("csv:"), self.dataset.startswith("folder:")
-        segmentation = is_segmentation(self.dataset)
         dataset_name(self.dataset, exists=False)  # a file that is not there is named when it is read
-        if self.schedule == "plateau" and self.gamma >= 1:
-            raise CnnlabError(f"gamma must be a positive factor below 1 for plateau, got {self.gamma}")
-        if table and (self.loss != "mse" or not self.target):
-            raise CnnlabError("a csv: dataset is a regression: give --target COLUMN and --loss mse")
-        if table and (self.model != "mlp" or self.whiten or self.augment):
-            raise CnnlabError("a csv: dataset trains the mlp model, without --whiten or --augment")
-        if self.strategy in ("feature-extractor", "fine-tune-top") and not self.weights:
-            raise CnnlabError(f"the {self.strategy} strategy starts from trained weights: give --weights")
-        if self.weights and self.strategy != "from-scratch" and self.init != "paper":
-            raise CnnlabError("--init re-initialises the weights that --weights loads; give one of them")
-        if self.mixup and (table or segmentation):
-            raise CnnlabError(
-                "mixup blends images and their class labels; it is for classification, not "
-                f"{'regression' if table else 'segmentation'}"
-            )
-        if segmentation and (self.classes or self.train_per_class or self.test_per_class):
-            raise CnnlabError(
-                "--classes, --train-per-class and --test-per-class pick images of a class; a segmentation dataset "
-                "has every class in every image"
-            )
-        if segmentation and "scale" in self.augment:
-            raise CnnlabError(
-                "segmentation masks move along with crop, translate and flip, not with scale; drop scale from --augment"
-            )
-        if folder and self.whiten:
-            raise CnnlabError("ZCA whitening needs a dataset held in memory, not an image folder")
-        if folder and self.augment:
-            raise CnnlabError("image folders use random resized crops and flips; --augment is for in-memory datasets")
-        if self.normalize == "center" and table:
-            raise CnnlabError("--normalize center is for images; a csv: dataset is standardised per column")
-        if self.normalize == "center" and self.weights and self.strategy != "from-scratch":
-            raise CnnlabError(
-                "--normalize center changes the input the weights were trained on; leave it out when starting "
-                "from weights"
-            )
-        self._check_run_folder()
-
-    def _check_run_folder(self) -> None:
-        if self.out is not None and not self.out.strip():
-            raise CnnlabError(
-                f"the run directory (--out) {self.out!r} is empty; give a folder name, or leave --out out to save "
-                "nothing"
-            )
-        if self.resume and not self.out:
-            raise CnnlabError("resume needs the run directory (--out) of the run to continue")
-        if self.resume and self.overwrite:
-            raise CnnlabError("--resume continues the run in --out and --overwrite replaces it; give one")
+        check_together(self, TrainConfig.default)
 
 
 def _hints() -> dict:
@@ -385,6 +337,8 @@ def rule_broken(spec, value) -> str | None:
         return f"{what}, got {value}"
     if above is not None and not value > above:
         return f"must be positive, got {value}"
+    if spec.get("high") is not None and value > spec["high"]:
+        return f"must be at most {spec['high']}, got {value}"
     return None
 
 

@@ -17,19 +17,24 @@ from .recipes import recipe
 def read_settings_file(path: str | os.PathLike) -> dict:
     """Settings from a JSON or TOML file (the keys of TrainConfig that config files may set)."""
     p = Path(path)
+    kind = "TOML" if p.suffix == ".toml" else "JSON"
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as e:
         raise CnnlabError(f"config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise CnnlabError(f"config file {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     try:
         if p.suffix == ".toml":
-            import tomllib
+            import tomllib  # Python 3.11 and newer
 
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
+    except RecursionError:
+        raise CnnlabError(f"config file {path}: {kind} nested too deeply to be a table of settings") from None
     except (ValueError, ImportError) as e:
-        raise CnnlabError(f"config file {path}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'} ({e})") from None
+        raise CnnlabError(f"config file {path}: not valid {kind} ({e})") from None
     if not isinstance(data, dict):
         raise CnnlabError(f"config file {path}: expected a table of settings")
     known = {f.name for f in setting_fields() if f.metadata["in_files"]}
@@ -48,7 +53,7 @@ def resumed_settings(out: str | os.PathLike, model: str) -> dict:
     """The settings a run in `out` was started with (its config.json), those --resume restores."""
     if not (Path(out) / "config.json").is_file():
         return {}
-    saved = read_config(out)
+    saved = read_config(out, need=())
     if saved.get("model") != model:
         raise CnnlabError(f"{out} is a run of {saved.get('model')}, not of {model}")
     keep = {f.name for f in setting_fields() if f.metadata["restored"]} - {"model"}

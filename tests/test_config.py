@@ -65,6 +65,7 @@ OTHER = {
     "data_dir": "/data",
     "model_kwargs": {"width": 0.5, "activation": "tanh"},
     "plateau_patience": 4,
+    "lr_table": "5e-4x2,1e-5",
 }
 
 

@@ -204,6 +204,43 @@ def test_schedules_and_warmup():
         assert len(lrs) == steps and all(0 < lr <= 0.1 for lr in lrs)
 
 
+def test_a_table_schedule_gives_each_epoch_its_lr():
+    # LeCun et al. 1998's: 5e-4 for 2 passes, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4, then 1e-5
+    table = "5e-4x2,2e-4x3,1e-4x3,5e-5x4,1e-5"
+    lrs = _lrs(TrainConfig(model="mlp", epochs=20, schedule="table", lr_table=table), steps_per_epoch=3)
+    by_epoch = [lrs[3 * e] for e in range(20)]
+    assert by_epoch == pytest.approx([5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5] * 8)
+    assert lrs[:6] == pytest.approx([5e-4] * 6)  # constant inside an epoch
+    # a table shorter than the run: its last lr holds; a longer one is cut at the run's end
+    assert _lrs(TrainConfig(model="mlp", epochs=3, schedule="table", lr_table="0.1x1,0.01x1"), 1) == pytest.approx(
+        [0.1, 0.01, 0.01]
+    )
+    for bad, says in (
+        ("0.1x0", "the epochs at least 1"),
+        ("fast", "must look like 5e-4x2"),
+        ("0.1,0.01x2", "only the last entry may leave out its epochs"),
+        ("-1x2", "the lr must be positive"),
+    ):
+        with pytest.raises(CnnlabError, match=says):
+            TrainConfig(model="mlp", schedule="table", lr_table=bad).check()
+    with pytest.raises(CnnlabError, match="takes its learning rates from --lr-table"):
+        TrainConfig(model="mlp", schedule="table").check()
+    with pytest.raises(CnnlabError, match="--lr-table is for the table schedule"):
+        TrainConfig(model="mlp", lr_table="0.1").check()
+
+
+def test_lecun98_normalisation_puts_background_at_minus_0_1_and_ink_at_1_175():
+    cfg = recipe("lenet5", "mnist", data_dir=str(DATA), normalize="lecun98", train_per_class=5, test_per_class=5)
+    from cnnlab.train.prepare import build_model, place_data, read_examples
+
+    examples = read_examples(cfg, torch.device("cpu"))
+    model, _ = build_model(cfg, examples.classes, torch.device("cpu"))
+    data = place_data(cfg, examples, model, torch.device("cpu"), lambda line: None)
+    x, _ = data.train.batch(torch.arange(len(data.train)))
+    assert x.min().item() == pytest.approx(-0.1) and x.max().item() == pytest.approx(1.175)
+    assert (x[:, :, :2] == x.min()).all()  # the 2-pixel pad is background too
+
+
 def test_plateau_cuts_the_lr_after_its_patience():
     from cnnlab.train.optim import Schedule, make_optimizer
 

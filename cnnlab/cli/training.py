@@ -33,6 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "cnnlab run (`cnnlab train` trains from scratch)"
         )
     cfg.check()  # settings that cannot work, and a run that would be replaced, before anything is printed
+    if args.lr is not None and cfg.schedule == "table":  # a recipe's lr is replaced silently; a flag is not
+        raise CnnlabError("--lr-table gives the table schedule's learning rates; leave --lr out")
     refuse_existing_run(cfg)
     if cfg.out:
         prepare_folder(cfg.out)
@@ -40,7 +42,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if lead:
         print(
             f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "
-            f"{cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule" + (f", run directory {cfg.out}" if cfg.out else "")
+            f"{cfg.optimizer} lr {cfg.lr_table or cfg.lr}, {cfg.schedule} schedule"
+            + (f", run directory {cfg.out}" if cfg.out else "")
         )
     result = train(cfg)
     t = result["test"]

@@ -21,8 +21,8 @@ from ..models.adapt import INITS, STRATEGIES
 from .rules import check_together
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle")
-NORMALIZE = ("standard", "center")
+SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle", "table")
+NORMALIZE = ("standard", "center", "lecun98")
 # torch.compile's modes; "reduce-overhead" replays CUDA graphs (fewer kernel launches per step on CUDA)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LENGTH_FREE_SCHEDULES = ("none", "step", "exponential", "plateau")  # a resumed run may train longer
@@ -44,6 +44,31 @@ def dataset_name(text: str, exists: bool = True) -> str:
         + (f"; closest: {', '.join(close)}" if close else "")
         + f"; use {', '.join(DATASETS)}, mnist-scenes, voc:PATH or folder:PATH"
     )
+
+
+def lr_table(text: str) -> str:
+    """A table of learning rates by epoch, as `--lr-table` takes it: '5e-4x2,2e-4x3,1e-5' is 5e-4
+    for 2 epochs, then 2e-4 for 3, then 1e-5 to the end (checked; see `lr_steps`)."""
+    lr_steps(text)
+    return text
+
+
+def lr_steps(text: str) -> list[tuple[float, int | None]]:
+    """The (lr, epochs) of each entry of an lr table; the last may leave its epochs out (the rest)."""
+    steps = []
+    entries = [e.strip() for e in text.split(",")]
+    for k, entry in enumerate(entries):
+        lr, x, epochs = entry.partition("x")
+        try:
+            value, count = float(lr), (int(epochs) if x else None)
+        except ValueError:
+            raise CnnlabError(f"lr table entry {entry!r} must look like 5e-4x2 (lr 5e-4 for 2 epochs)") from None
+        if not (math.isfinite(value) and value > 0) or (count is not None and count < 1):
+            raise CnnlabError(f"lr table entry {entry!r}: the lr must be positive and the epochs at least 1")
+        if count is None and k < len(entries) - 1:
+            raise CnnlabError(f"lr table entry {entry!r}: only the last entry may leave out its epochs")
+        steps.append((value, count))
+    return steps
 
 
 def setting(
@@ -111,6 +136,11 @@ class TrainConfig:
     l1: float = setting(0.0, "L1 penalty on weights", low=0)
     l2: float = setting(0.0, "L2 penalty on weights (with --l1: elastic net)", low=0)
     schedule: str = setting("onecycle", "the learning-rate schedule", choices=SCHEDULES)
+    lr_table: str | None = setting(
+        None,
+        "the table schedule's learning rates by epoch: 5e-4x2,2e-4x3,1e-5 is 5e-4 for 2 epochs, 2e-4 for 3, then 1e-5",
+        parse=lr_table,
+    )
     step_size: int = setting(30, "epochs between drops of the step schedule", low=1, unit="epoch")
     # step/multistep/plateau factor; "exponential" multiplies by it every epoch
     gamma: float = setting(0.1, "factor of step, multistep, exponential, plateau", above=0)
@@ -127,10 +157,12 @@ class TrainConfig:
         flag={"metavar": "ALPHA"},
     )
     # "standard": (x - mean) / std per channel on the 0-1 pixel scale; "center": AlexNet's (Section
-    # 2), the raw 0-255 values with only the dataset's per-channel mean taken off (std 1/255)
+    # 2), the raw 0-255 values with only the dataset's per-channel mean taken off (std 1/255);
+    # "lecun98": LeCun et al. 1998 (Section II.A), background -0.1 and ink 1.175
     normalize: str = setting(
         "standard",
-        "standard: per-channel mean and std (default); center: AlexNet's raw 0-255 values less the mean",
+        "standard: per-channel mean and std (default); center: AlexNet's raw 0-255 values less the mean; "
+        "lecun98: LeNet-5's, background -0.1 and ink 1.175",
         choices=NORMALIZE,
     )
     whiten: bool = setting(False, "ZCA-whiten the inputs (fitted on the training set)")
@@ -299,6 +331,8 @@ class TrainConfig:
             if message := problem(f.name, value):
                 raise CnnlabError(message)
         dataset_name(self.dataset, exists=False)  # a file that is not there is named when it is read
+        if self.lr_table is not None:
+            lr_table(self.lr_table)
         check_together(self, TrainConfig.default)
 
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ..errors import CnnlabError
 from ..models.adapt import head_name
-from .config import TrainConfig
+from .config import TrainConfig, lr_steps
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -63,6 +63,14 @@ def fusable(params: list[Tensor]) -> bool:
     )
 
 
+def table_by_epoch(table: str, epochs: int) -> list[float]:
+    """The lr of each of `epochs` epochs by an lr table; its last value holds beyond the table."""
+    values = []
+    for lr, count in lr_steps(table):
+        values += [lr] * (count if count is not None else max(epochs - len(values), 0))
+    return (values + [values[-1]] * epochs)[:epochs]
+
+
 class Schedule:
     """The learning rate over training: optional linear warm-up, then the chosen schedule.
     `step()` runs after every optimisation step, `epoch_end(loss)` after every epoch."""
@@ -92,6 +100,9 @@ class Schedule:
             main = sched.StepLR(opt, cfg.step_size * steps_per_epoch, cfg.gamma)
         elif cfg.schedule == "multistep":  # x gamma at 50 % and 75 % of training (He et al.'s CIFAR schedule)
             main = sched.MultiStepLR(opt, [rest // 2, rest * 3 // 4], cfg.gamma)
+        elif cfg.schedule == "table":  # the table's lr of each epoch, as a factor of the optimiser's lr
+            by_epoch = table_by_epoch(cfg.lr_table, cfg.epochs)
+            main = sched.LambdaLR(opt, lambda s: by_epoch[min(s // steps_per_epoch, cfg.epochs - 1)] / cfg.lr)
         elif cfg.schedule == "exponential":
             main = sched.LambdaLR(opt, lambda s: cfg.gamma ** (s / steps_per_epoch))
         else:  # none, and plateau (which acts at epoch ends)

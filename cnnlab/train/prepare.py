@@ -132,6 +132,8 @@ def place_data(cfg: TrainConfig, examples: Examples, model: nn.Module, device: t
         mean, std = channel_normalization(ex.train.images, size, ex.mean, ex.std)
     if cfg.normalize == "center":  # the 0-255 scale: x * 255 - mean * 255
         std = [1 / 255] * len(std)
+    if cfg.normalize == "lecun98":  # 0 -> -0.1, 1 -> 1.175: mean 0 and variance about 1 over MNIST
+        mean, std = [0.1 / 1.275] * len(mean), [1 / 1.275] * len(std)
     if folder:
         train = FolderData(
             ex.train, True, size, mean, std, cfg.batch_size, device, on_bad_image=cfg.on_bad_image, log=log

@@ -69,8 +69,8 @@ def _check_data(cfg, given: set[str]) -> None:
         raise CnnlabError(f"--on-bad-image is for image folders (folder:PATH); {cfg.dataset} has no image files")
     if "data_dir" in given and ":" in cfg.dataset:
         raise CnnlabError(f"--data-dir is where the named datasets are; {cfg.dataset} names its own path")
-    if cfg.normalize == "center" and table:
-        raise CnnlabError("--normalize center is for images; a csv: dataset is standardised per column")
+    if cfg.normalize != "standard" and table:
+        raise CnnlabError(f"--normalize {cfg.normalize} is for images; a csv: dataset is standardised per column")
 
 
 def _check_optimiser(cfg, given: set[str]) -> None:
@@ -84,6 +84,10 @@ def _check_optimiser(cfg, given: set[str]) -> None:
         )
     if "plateau_patience" in given and cfg.schedule != "plateau":
         raise CnnlabError(f"--plateau-patience is for the plateau schedule; this run's is {cfg.schedule}")
+    if cfg.schedule == "table" and not cfg.lr_table:
+        raise CnnlabError("the table schedule takes its learning rates from --lr-table, e.g. 5e-4x2,2e-4x3,1e-5")
+    if cfg.lr_table and cfg.schedule != "table":
+        raise CnnlabError(f"--lr-table is for the table schedule; this run's is {cfg.schedule}: give --schedule table")
     if "momentum" in given and cfg.optimizer not in MOMENTUM_OPTIMIZERS:
         hint = " (its beta1 plays that part)" if cfg.optimizer.startswith("adam") else ""
         raise CnnlabError(f"{cfg.optimizer} has no --momentum{hint}; momentum is for sgd and rmsprop")

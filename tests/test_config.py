@@ -66,6 +66,7 @@ OTHER = {
     "model_kwargs": {"width": 0.5, "activation": "tanh"},
     "plateau_patience": 4,
     "lr_table": "5e-4x2,1e-5",
+    "sdlm_mu": 0.05,
 }
 
 

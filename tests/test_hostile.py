@@ -249,6 +249,8 @@ rows(  # training: datasets, names and files
     train_step_size_unused=Row([*T, "--step-size", "3"], "--step-size is for the step schedule"),
     train_gamma_unused=Row([*T, "--gamma", "0.5"], "--gamma is for the step, multistep, exponential and plateau"),
     train_patience_unused=Row([*T, "--plateau-patience", "4"], "--plateau-patience is for the plateau schedule"),
+    train_sdlm_not_lenet5=Row([*T, "--optimizer", "sdlm"], "sdlm is LeNet-5's own optimiser"),
+    train_sdlm_mu_unused=Row([*T, "--sdlm-mu", "0.1"], "--sdlm-mu is for the sdlm optimiser"),
     train_lr_table_unused=Row([*T, "--lr-table", "0.1x2,0.01"], "--lr-table is for the table schedule"),
     train_table_without_rates=Row([*T, "--schedule", "table"], "takes its learning rates from --lr-table"),
     train_table_and_lr=Row([*T, "--schedule", "table", "--lr-table", "0.1", "--lr", "0.5"], "leave --lr out"),

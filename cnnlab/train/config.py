@@ -20,7 +20,7 @@ from ..errors import CnnlabError
 from ..models.adapt import INITS, STRATEGIES
 from .rules import check_together
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sdlm")
 SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "onecycle", "table")
 NORMALIZE = ("standard", "center", "lecun98")
 # torch.compile's modes; "reduce-overhead" replays CUDA graphs (fewer kernel launches per step on CUDA)
@@ -130,6 +130,8 @@ class TrainConfig:
     lr: float = setting(0.05, "(peak) learning rate", above=0, label="learning rate")
     momentum: float = setting(0.9, "momentum (SGD, RMSProp); 0 is plain mini-batch SGD", low=0, below=1)
     nesterov: bool = setting(True, "Nesterov momentum (SGD)")
+    # LeCun et al. 1998, Appendix C: each weight's step is lr / (mu + its curvature)
+    sdlm_mu: float = setting(0.02, "sdlm: the curvature's floor mu (the paper's 0.02)", above=0, label="sdlm mu")
     # decoupled for AdamW, added to the gradient otherwise
     weight_decay: float = setting(5e-4, "weight decay (decoupled for AdamW)", low=0)
     # penalties on weights (not biases): l1 * sum|w| + l2 * sum w^2; both = elastic net

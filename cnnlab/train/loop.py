@@ -25,6 +25,7 @@ from .losses import loss_fn, mix_batch, penalty
 from .optim import Schedule, make_optimizer
 from .prepare import RunData, build_model, place_data, read_examples
 from .report import early_stop_line, epoch_line, progress_bar
+from .sdlm import PATTERNS, SDLM
 from .state import Progress, resolved_config
 from .stats import layer_statistics
 
@@ -156,6 +157,8 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
     first = s.step_in_epoch if epoch == s.first_epoch else 0
     if not first:
         s.order = epoch_order(p.data.train, cfg, p.gen, epoch)
+        if isinstance(opt, SDLM):  # LeCun's: the curvature anew before each pass, on patterns of this one
+            opt.estimate_curvature(model, p.data.train.batch(s.order[:PATTERNS])[0])
     e = Epoch(
         epoch,
         first,

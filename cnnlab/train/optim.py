@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from ..errors import CnnlabError
 from ..models.adapt import head_name
 from .config import TrainConfig, lr_steps
+from .sdlm import SDLM
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -30,6 +31,8 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=wd, **fused)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=wd, **fused)
+    if cfg.optimizer == "sdlm":
+        return SDLM(groups, lr=cfg.lr, mu=cfg.sdlm_mu, weight_decay=wd)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
     return torch.optim.Adagrad(groups, lr=cfg.lr, weight_decay=wd)
@@ -86,7 +89,7 @@ class Schedule:
             # up to 4 steps rise for longer (4 steps at 0.25 would divide by zero)
             # momentum (Adam's beta1) cycles 0.95 -> 0.85 -> 0.95 against the lr, as in Smith's policy,
             # where the optimiser has one: Adagrad has none, and momentum 0 stays plain SGD/RMSProp
-            cycle = cfg.optimizer in ("adam", "adamw") or (cfg.optimizer != "adagrad" and cfg.momentum > 0)
+            cycle = cfg.optimizer in ("adam", "adamw") or (cfg.optimizer in ("sgd", "rmsprop") and cfg.momentum > 0)
             main = sched.OneCycleLR(
                 opt,
                 max_lr=[g["lr"] for g in opt.param_groups],

@@ -88,6 +88,15 @@ def _check_optimiser(cfg, given: set[str]) -> None:
         raise CnnlabError("the table schedule takes its learning rates from --lr-table, e.g. 5e-4x2,2e-4x3,1e-5")
     if cfg.lr_table and cfg.schedule != "table":
         raise CnnlabError(f"--lr-table is for the table schedule; this run's is {cfg.schedule}: give --schedule table")
+    if "sdlm_mu" in given and cfg.optimizer != "sdlm":
+        raise CnnlabError(f"--sdlm-mu is for the sdlm optimiser; this run's is {cfg.optimizer}")
+    if cfg.optimizer == "sdlm" and (cfg.model != "lenet5" or cfg.model_kwargs.get("head", "rbf") != "rbf"):
+        raise CnnlabError(
+            "sdlm is LeNet-5's own optimiser: it back-propagates second derivatives through LeNet-5's layers "
+            "and RBF output; train lenet5, or choose another --optimizer"
+        )
+    if cfg.optimizer == "sdlm" and ":" in cfg.dataset:
+        raise CnnlabError(f"sdlm estimates the curvature on examples held in memory; {cfg.dataset} is not")
     if "momentum" in given and cfg.optimizer not in MOMENTUM_OPTIMIZERS:
         hint = " (its beta1 plays that part)" if cfg.optimizer.startswith("adam") else ""
         raise CnnlabError(f"{cfg.optimizer} has no --momentum{hint}; momentum is for sgd and rmsprop")

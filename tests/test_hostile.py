@@ -476,6 +476,11 @@ rows(  # features, advice, style transfer, experiments, export
         lambda w: ["stylize", str(w.digit), str(w.digit), "-o", str(w.root / "s.png"), "--steps", "0"],
         "must be at least 1",
     ),
+    reproduce_unknown=Row(["reproduce", "resnet-20"], "no paper result named 'resnet-20'"),
+    reproduce_seeds=Row(["reproduce", "lenet5-mnist", "--seeds", "0"], "must be at least 1"),
+    reproduce_max_steps=Row(["reproduce", "lenet5-mnist", "--max-steps", "-3"], "must be at least 1"),
+    reproduce_list_and_name=Row(["reproduce", "lenet5-mnist", "--list"], "give a result to run or --list"),
+    reproduce_list=Row(["reproduce", "--list"]),
     experiment_unknown=Row(["experiment", "relu-vs-sigmoid"], "unknown experiment 'relu-vs-sigmoid'"),
     experiment_gallery_alone=Row(["experiment", "--gallery", "g.md"], "--gallery writes the page of an experiment"),
     experiment_gallery_no_folder=Row(

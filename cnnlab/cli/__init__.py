@@ -10,7 +10,7 @@ import sys
 
 from .. import __version__
 from ..errors import CnnlabError
-from . import evaluation, experiments, export, style, training, transfer, zoo
+from . import evaluation, experiments, export, reproduce, style, training, transfer, zoo
 
 # errors of the place a file goes, not of the program: each with what to do
 PLACE_ERRORS = {
@@ -24,7 +24,8 @@ PLACE_ERRORS = {
     errno.EISDIR: "a folder is in the way of a file: choose another path",
     errno.ENAMETOOLONG: "choose a shorter name",
 }
-GROUPS = (zoo, training, evaluation, transfer, style, experiments, export)  # in the order `--help` lists them
+# in the order `--help` lists them
+GROUPS = (zoo, training, evaluation, transfer, style, experiments, reproduce, export)
 
 
 class Parser(argparse.ArgumentParser):

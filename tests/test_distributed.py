@@ -2,14 +2,17 @@
 the weights one process reaches."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
 import torch
 from conftest import DATA
 
-from cnnlab.checkpoint import load
+from cnnlab.checkpoint import load, read_metadata
+from cnnlab.cli import main
 
 ARGS = [
     "train",
@@ -69,3 +72,66 @@ def test_two_gloo_processes_match_one(tmp_path):
 
     ra, rb = json.loads(one_metrics[-1]), json.loads(two_metrics[-1])
     assert abs(ra["test_top1"] - rb["test_top1"]) <= 2e-4 and abs(ra["train_loss"] - rb["train_loss"]) < 1e-4
+
+
+def torchrun(*options: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("torchrun")), *options, "-m", "cnnlab"]
+
+
+def test_two_machines_joined_by_c10d_rendezvous_match_one_process(tmp_path):
+    """Two torchrun launches, as on two machines (here both on the loopback address), one process each."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    machine = torchrun(
+        "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=job"
+    )
+    nodes = [
+        subprocess.Popen(
+            [*machine, *ARGS, "--out", str(tmp_path / "two")], stdout=PIPE, stderr=PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
+    assert sum(out.count("distributed: 2 processes, global batch 64 (32 per process)") for out, _ in outputs) == 1
+    a, _ = load(tmp_path / "one" / "model.safetensors")
+    b, _ = load(tmp_path / "two" / "model.safetensors")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_a_job_torchrun_restarts_continues_its_own_run_from_its_last_checkpoint(tmp_path, monkeypatch):
+    """torchrun --max-restarts runs the same command again after a worker dies: the job continues
+    from its own checkpoint inside the epoch (the same weights as never stopped); a run of another
+    job in --out is not continued."""
+    from cnnlab.train.folder import RunFolder
+
+    args = [*ARGS, "--max-steps", "60", "--checkpoint-steps", "20", "--out", str(tmp_path / "straight")]
+    assert main(args) == 0
+    straight, _ = load(tmp_path / "straight" / "model.safetensors")
+    run, real = tmp_path / "job", RunFolder.save_checkpoint
+
+    def die_after_the_second(self, *a):  # a worker killed after the checkpoint of step 40
+        real(self, *a)
+        if len(a) == 7 and a[4].steps_done == 40:
+            raise KeyboardInterrupt
+
+    args[-1] = str(run)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-1")
+    with monkeypatch.context() as m:
+        m.setattr(RunFolder, "save_checkpoint", die_after_the_second)
+        assert main(args) == 130
+    assert read_metadata(run / "checkpoint.safetensors")["job"] == "job-1"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-2")  # another job: not its run to continue
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert main(args) == 2
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-1")  # its own restart: continues by itself
+    assert main(args) == 0
+    resumed, meta = load(run / "model.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)  # bit for bit

@@ -11,7 +11,7 @@ from ..registry import get_model_info
 from ..runs import prepare_folder
 from ..train import train
 from ..train.settings import configure
-from ..train.state import refuse_existing_run
+from ..train.state import refuse_existing_run, restarted_job
 from .options import add_train_options, given_settings
 
 
@@ -32,13 +32,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             "finetune starts from trained weights: give --weights imagenet, a weights file or a "
             "cnnlab run (`cnnlab train` trains from scratch)"
         )
+    lead = os.environ.get("RANK", "0") == "0"  # in a torchrun job the first process speaks for all
+    if restarted_job(cfg):  # torchrun --max-restarts: the same command again, after a worker died
+        cfg.resume, cfg.overwrite = True, False
+        if lead:
+            print(f"torchrun restarted the job: continuing from the last checkpoint in {cfg.out}")
     cfg.check()  # settings that cannot work, and a run that would be replaced, before anything is printed
     if args.lr is not None and cfg.schedule == "table":  # a recipe's lr is replaced silently; a flag is not
         raise CnnlabError("--lr-table gives the table schedule's learning rates; leave --lr out")
     refuse_existing_run(cfg)
     if cfg.out:
         prepare_folder(cfg.out)
-    lead = os.environ.get("RANK", "0") == "0"  # in a torchrun job the first process speaks for all
     if lead:
         print(
             f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "

@@ -26,7 +26,7 @@ from ..runs import RunLock, clear_stale, describe, publish, staging_folder
 from ..weights import check_state_dict
 from .config import TrainConfig
 from .report import plot_history, tensorboard
-from .state import Progress, check_resume, place, refuse_existing_run
+from .state import Progress, check_resume, place, refuse_existing_run, torchrun_job
 
 
 class RunFolder:
@@ -143,6 +143,7 @@ class RunFolder:
             "steps_done": s.steps_done,
             "time": s.seconds(),
             **(inside or {}),
+            **({"job": torchrun_job()} if torchrun_job() else {}),  # a torchrun restart continues its own run
         }
         packed, meta = pack_training_state(model, opt, schedule, epoch_done, gen, extra)
         atomic_save({**packed, **({"order": s.order} if inside else {})}, self.path / "checkpoint.safetensors", meta)

@@ -4,6 +4,7 @@ of resuming: a run continues with its own settings."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 from torch import Tensor
 
 from .. import __version__
+from ..checkpoint import read_metadata
 from ..errors import CnnlabError
 from ..runs import describe
 from .config import LENGTH_FREE_SCHEDULES, TrainConfig, setting_fields
@@ -33,6 +35,21 @@ class Progress:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start
+
+
+def torchrun_job() -> str | None:
+    """The id of the torchrun job this process belongs to (None outside one)."""
+    return os.environ.get("TORCHELASTIC_RUN_ID")
+
+
+def restarted_job(cfg: TrainConfig) -> bool:
+    """Whether torchrun restarted this job (`--max-restarts`, after a worker died) and the run in
+    --out is the one it was writing: its checkpoint is this job's (a run of another job, or one
+    the job was to replace, is not continued)."""
+    if not cfg.out or cfg.resume or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+        return False
+    meta = read_metadata(Path(cfg.out) / "checkpoint.safetensors") or {}
+    return torchrun_job() is not None and meta.get("job") == torchrun_job()
 
 
 def refuse_existing_run(cfg: TrainConfig) -> None:

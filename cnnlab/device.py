@@ -57,7 +57,11 @@ def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
         torch.cuda.set_device(device)
     started = not dist.is_initialized()
     if started:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # torchrun's store outlives a restart of the job (--max-restarts): keys of the attempt
+        # before, such as a dead process's address, must not be read as this attempt's
+        store, rank, size = next(dist.rendezvous("env://"))
+        attempt = dist.PrefixStore(f"cnnlab/attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=attempt, rank=rank, world_size=size)
     return Dist(dist.get_rank(), dist.get_world_size(), started), device
 
 

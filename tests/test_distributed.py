@@ -2,9 +2,11 @@
 the weights one process reaches."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from subprocess import PIPE
 
@@ -135,3 +137,41 @@ def test_a_job_torchrun_restarts_continues_its_own_run_from_its_last_checkpoint(
     assert main(args) == 0
     resumed, meta = load(run / "model.safetensors")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)  # bit for bit
+
+
+def steps_saved(run: Path) -> int:
+    return (read_metadata(run / "checkpoint.safetensors") or {}).get("steps_done", 0)
+
+
+def workers(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if "cnnlab" in Path(f"/proc/{c}/cmdline").read_text()]
+
+
+def test_a_worker_killed_mid_epoch_makes_torchrun_restart_a_job_that_ends_bit_identical(tmp_path):
+    """torchrun --max-restarts=1: SIGKILL one of two workers inside an epoch; torchrun restarts the
+    job, which continues from its last in-epoch checkpoint by itself and ends with the weights of a
+    job never interrupted. (Before each attempt had its own keys in torchrun's store, the restarted
+    processes read the dead one's address about every other time and the job failed.)"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [*ARGS, "--max-steps", "240", "--checkpoint-steps", "20"]  # one epoch is 938 steps
+    job = torchrun("--standalone", "--nproc-per-node=2", "--max-restarts=1")
+    straight = subprocess.run(
+        [*job, *args, "--out", str(tmp_path / "straight")], capture_output=True, text=True, env=env
+    )
+    assert straight.returncode == 0, straight.stderr[-2000:].decode()
+    for attempt in range(2):
+        run = tmp_path / f"killed{attempt}"
+        proc = subprocess.Popen([*job, *args, "--out", str(run)], stdout=PIPE, stderr=PIPE, text=True, env=env)
+        end = time.time() + 120
+        while steps_saved(run) < 60:
+            assert proc.poll() is None and time.time() < end, "no checkpoint came"
+            time.sleep(0.02)
+        os.kill(workers(proc.pid)[attempt], signal.SIGKILL)  # rank 0, then rank 1
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        assert "torchrun restarted the job: continuing from the last checkpoint" in out
+        assert load(run / "checkpoint.safetensors")[1]["steps_done"] == 240
+        a, _ = load(tmp_path / "straight" / "model.safetensors")
+        b, _ = load(run / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)  # bit for bit

@@ -3,6 +3,7 @@ the paper's number and ours side by side."""
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -75,8 +76,10 @@ def test_a_run_writes_the_papers_number_and_ours_per_seed(tmp_path):
     report = (out / "report.md").read_text()
     assert "**Not the paper's recipe**" in report and "## Deviations from the paper" in report
     assert f"paper 0.95, ours {saved['mean']:.2f}" in lines[-1]
-    with pytest.raises(CnnlabError, match="already holds a run"):  # runs are not replaced unasked
-        reproduce("lenet5-mnist", out=out, log=lines.append, **quick)
+    shutil.rmtree(out / "seed0")
+    with pytest.raises(CnnlabError, match="seed1 already holds a run"):  # refused before seed 0 trains again
+        reproduce("lenet5-mnist", seeds=2, out=out, log=lines.append, **quick)
+    assert not (out / "seed0").exists()
 
 
 def test_the_command_lists_and_refuses(capsys, tmp_path):

@@ -12,6 +12,7 @@ from ..errors import CnnlabError
 from ..files import write_json, write_text
 from ..runs import prepare_folder
 from ..train import TrainConfig, recipe, train
+from ..train.state import refuse_existing_run
 from .entries import ENTRIES, Entry
 
 
@@ -34,10 +35,11 @@ def reproduce(
     for cfg in configs:  # every run's settings and folder before the first starts
         cfg.overwrite = overwrite
         cfg.check()
+        refuse_existing_run(cfg)
         prepare_folder(cfg.out)
     start, ours = time.perf_counter(), []
-    for cfg in configs:
-        log(f"{name}: seed {cfg.seed} of {seeds}, run folder {cfg.out}")
+    for i, cfg in enumerate(configs, 1):
+        log(f"{name}: run {i} of {seeds} (seed {cfg.seed}), run folder {cfg.out}")
         result = train(cfg, log=log)
         ours.append(round(100 * (1 - result["test"]["top1"]), 2))
     changed = {k: v for k, v in overrides.items() if k not in ("device", "data_dir")}

@@ -8,10 +8,10 @@ import os
 
 from ..errors import CnnlabError
 from ..registry import get_model_info
-from ..runs import prepare_folder
 from ..train import train
+from ..train.folder import check_before_training
 from ..train.settings import configure
-from ..train.state import refuse_existing_run, restarted_job
+from ..train.state import restarted_job
 from .options import add_train_options, given_settings
 
 
@@ -37,12 +37,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.resume, cfg.overwrite = True, False
         if lead:
             print(f"torchrun restarted the job: continuing from the last checkpoint in {cfg.out}")
-    cfg.check()  # settings that cannot work, and a run that would be replaced, before anything is printed
     if args.lr is not None and cfg.schedule == "table":  # a recipe's lr is replaced silently; a flag is not
         raise CnnlabError("--lr-table gives the table schedule's learning rates; leave --lr out")
-    refuse_existing_run(cfg)
-    if cfg.out:
-        prepare_folder(cfg.out)
+    check_before_training(cfg)  # settings, a run that would be replaced, the folder: before anything is printed
     if lead:
         print(
             f"training {cfg.model} on {cfg.dataset}: {cfg.epochs} epochs, batch {cfg.batch_size}, "

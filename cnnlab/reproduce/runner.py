@@ -10,9 +10,8 @@ from pathlib import Path
 
 from ..errors import CnnlabError
 from ..files import write_json, write_text
-from ..runs import prepare_folder
 from ..train import TrainConfig, recipe, train
-from ..train.state import refuse_existing_run
+from ..train.folder import check_before_training
 from .entries import ENTRIES, Entry
 
 
@@ -30,13 +29,13 @@ def reproduce(
     if unknown:
         raise CnnlabError(f"unknown setting(s) {', '.join(unknown)}; overrides are cnnlab.train.TrainConfig's fields")
     out = Path(out or Path("runs") / "reproduce" / name)
-    runs = [{**entry.recipe, **overrides, "seed": seed, "out": str(out / f"seed{seed}")} for seed in range(seeds)]
+    runs = [
+        {**entry.recipe, **overrides, "overwrite": overwrite, "seed": s, "out": str(out / f"seed{s}")}
+        for s in range(seeds)
+    ]
     configs = [recipe(entry.model, entry.dataset, **settings) for settings in runs]
     for cfg in configs:  # every run's settings and folder before the first starts
-        cfg.overwrite = overwrite
-        cfg.check()
-        refuse_existing_run(cfg)
-        prepare_folder(cfg.out)
+        check_before_training(cfg)
     start, ours = time.perf_counter(), []
     for i, cfg in enumerate(configs, 1):
         log(f"{name}: run {i} of {seeds} (seed {cfg.seed}), run folder {cfg.out}")

@@ -22,11 +22,20 @@ from torch import Tensor, nn
 from ..checkpoint import MODEL_PREFIX, atomic_save, load, pack_training_state, unpack_training_state
 from ..errors import CnnlabError, WeightsError, WriteError
 from ..files import append_text, failed_write, write_error, write_json, write_text
-from ..runs import RunLock, clear_stale, describe, publish, staging_folder
+from ..runs import RunLock, clear_stale, describe, prepare_folder, publish, staging_folder
 from ..weights import check_state_dict
 from .config import TrainConfig
 from .report import plot_history, tensorboard
 from .state import Progress, check_resume, place, refuse_existing_run, torchrun_job
+
+
+def check_before_training(cfg: TrainConfig) -> None:
+    """Before any work: the settings (`TrainConfig.check`), a run in --out that would be replaced
+    unasked, and a place for the run that cannot be written."""
+    cfg.check()
+    refuse_existing_run(cfg)
+    if cfg.out:
+        prepare_folder(cfg.out)
 
 
 class RunFolder:

@@ -47,7 +47,7 @@ def cli(run: Path, *extra: str) -> list[str]:
 def steps_saved(run: Path) -> int:
     try:
         return load(run / "checkpoint.safetensors")[1]["steps_done"]
-    except (WeightsError, KeyError):
+    except (WeightsError, KeyError, RuntimeError):  # RuntimeError: safetensors opened the file as it was replaced
         return 0
 
 

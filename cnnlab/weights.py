@@ -228,7 +228,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         return load(path)[0]
     with open(path, "rb") as f:
         head = f.read(4)
-    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):  # torch.save writes a zip, old versions a pickle
+    try:
+        zipped = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile:  # is_zipfile raises for an archive that claims to span several disks
+        zipped = False
+    if not (zipped or head[:1] == b"\x80"):  # torch.save writes a zip, old versions a pickle
         raise WeightsError(
             f"{path}: not a PyTorch weights file (neither a zip nor a pickle); give a .pth, .pt or .safetensors file"
         )

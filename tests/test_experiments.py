@@ -17,12 +17,15 @@ from cnnlab.experiments import (
     HELD,
     INCONCLUSIVE,
     NOT_HELD,
+    PARTLY,
     Arm,
-    combine,
+    Finding,
     command,
+    compare,
     first_epoch_below,
     inception_3a_macs,
     lower_verdict,
+    overall,
     run_experiment,
     speedup_verdict,
 )
@@ -50,8 +53,50 @@ def test_verdicts_on_synthetic_metrics():
     # two seeds each: a 1-point difference inside +-3 points of seed noise is not evidence
     assert lower_verdict([7.0, 13.0], [9.0, 13.0]) == INCONCLUSIVE
     assert lower_verdict([10.0, 10.2], [12.0, 12.2]) == HELD
-    assert combine([HELD, HELD]) == HELD and combine([HELD, INCONCLUSIVE]) == INCONCLUSIVE
-    assert combine([HELD, NOT_HELD, INCONCLUSIVE]) == NOT_HELD
+    f = [Finding(v, "") for v in (HELD, NOT_HELD, INCONCLUSIVE)]
+    assert overall([f[0], f[0]]) == HELD
+    assert overall([f[0], f[2]]) == overall([f[0], f[1]]) == PARTLY  # some part held, not all
+    assert overall([f[1], f[2]]) == NOT_HELD and overall([f[2], f[2]]) == INCONCLUSIVE
+    # a faster "six times" criterion: 1.2x is sooner by neither measure
+    assert speedup_verdict([10], [12], budget=20, held_at=1.5, fails_at=1.0)[0] == INCONCLUSIVE
+    assert speedup_verdict([10], [12], budget=20, held_at=4.0, fails_at=2.0)[0] == NOT_HELD
+
+
+def run(label, seed, test_errors, train_error=5.0, lr=0.1):
+    return {
+        f"{label}-seed{seed}": [
+            {"epoch": i + 1, "train_top1": 1 - train_error / 100, "test_top1": 1 - e / 100, "lr": lr}
+            for i, e in enumerate(test_errors)
+        ]
+    }
+
+
+def test_a_part_judged_and_the_seeds_agreement():
+    from cnnlab.experiments.verdicts import agreement, test_error
+
+    runs = {**run("a", 0, [20, 10.0]), **run("a", 1, [20, 10.2]), **run("a", 2, [20, 13.0])}
+    runs |= {**run("b", 0, [20, 12.0]), **run("b", 1, [20, 12.1]), **run("b", 2, [20, 12.5])}
+
+    def judge(r):
+        return [compare(r, "a", "b", test_error, "test error")]
+
+    found = judge(runs)
+    # means 11.07 vs 12.2: 1.13 points, but seed 2 reversed puts twice the standard error at 1.8
+    assert found[0].verdict == INCONCLUSIVE and found[0].numbers == "test error a 11.1 +- 1.7 % vs b 12.2 +- 0.26 %"
+    agreement(judge, runs, found)
+    assert found[0].seeds == "0 of 3 seeds agree; seed 0: held, seed 1: held, seed 2: did not hold"
+    runs["a-seed2"][-1]["test_top1"] = 0.9  # seed 2 now as good as the others: all held
+    found = judge(runs)
+    agreement(judge, runs, found)
+    assert found[0].verdict == HELD and found[0].seeds == "all 3 seeds agree"
+    # an arm that never trained is not evidence, whichever way the numbers point
+    runs |= run("c", 0, [90, 89.0], train_error=88.0)
+    never = compare({**runs, **run("c", 1, [90, 89.0])}, "a", "c", test_error, "test error")
+    assert (
+        never.verdict == INCONCLUSIVE
+        and "not evidence: c never trained (c-seed0: training error 88.0 %)" in never.numbers
+    )
+    assert compare(runs, "a", "c", test_error, "e", must_train=("a",)).verdict == HELD  # its failure is the claim
 
 
 def test_the_arithmetic_the_experiments_quote():
@@ -122,13 +167,20 @@ TINY = dict(epochs=1, max_steps=2, train_per_class=8, test_per_class=4, batch_si
 def test_every_experiment_runs_end_to_end(name, tmp_path):
     log = []
     result = run_experiment(name, "small", 1, tmp_path / name, log=log.append, data_dir=str(DATA), **TINY)
-    assert result.verdict in (HELD, NOT_HELD, INCONCLUSIVE)
+    assert result.verdict in (HELD, NOT_HELD, INCONCLUSIVE, PARTLY)
+    exp = EXPERIMENTS[name]
+    assert len(result.findings) == len(exp.parts) >= 2
     report = (tmp_path / name / "report.md").read_text()
     assert report.startswith(f"# {name}") and f"**Verdict: {result.verdict}**" in report
+    assert f"({exp.source})" in report and "**Criterion.**" in report
+    for i, (part, found) in enumerate(zip(exp.parts, result.findings), 1):
+        assert f"{i}. {part.claim}: {part.criterion}." in report
+        assert f"{i}. {part.claim}: **{found.verdict}** - {found.numbers}" in report
     assert all(f"| {row['arm']} |" in report for row in result.table)
     assert report.count("cnnlab train ") == len(result.commands) >= 2
     metrics = json.loads((tmp_path / name / "metrics.json").read_text())
     assert metrics["verdict"] == result.verdict and set(metrics["runs"]) == set(result.runs)
+    assert [p["verdict"] for p in metrics["parts"]] == [f.verdict for f in result.findings]
     assert all(len(h) == 1 for h in metrics["runs"].values())
     assert (tmp_path / name / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -173,9 +225,26 @@ def test_gallery_page_from_reports(tmp_path):
             {
                 "experiment": "dropout",
                 "claim": EXPERIMENTS["dropout"].claim,
+                "source": EXPERIMENTS["dropout"].source,
                 "scale": "small",
                 "seeds": 1,
-                "verdict": HELD,
+                "verdict": PARTLY,
+                "parts": [
+                    {
+                        "claim": "lower test error",
+                        "criterion": "c1",
+                        "verdict": NOT_HELD,
+                        "numbers": "10.8 vs 10.7",
+                        "seeds": "",
+                    },
+                    {
+                        "claim": "smaller gap",
+                        "criterion": "c2",
+                        "verdict": HELD,
+                        "numbers": "8.8 vs 10.7",
+                        "seeds": "all 3 seeds agree",
+                    },
+                ],
                 "numbers": "gap 10.7 vs 8.8 points",
                 "table": table,
                 "seconds": 54.2,
@@ -192,7 +261,9 @@ def test_gallery_page_from_reports(tmp_path):
     page = write_gallery(tmp_path / "results", tmp_path / "docs" / "experiments.md")
     text = page.read_text()
     assert "`cnnlab experiment init --scale small --seeds 1`\n" in text and "(0 s)" not in text
-    assert "## dropout" in text and "**Verdict: held** - gap 10.7 vs 8.8 points." in text
+    assert "## dropout" in text and "**Verdict: partly held** - lower test error: did not hold\n" in text
+    assert "1. lower test error: c1.\n2. smaller gap: c2.\n" in text
+    assert "2. smaller gap: **held** - 8.8 vs 10.7 (all 3 seeds agree).\n" in text
     assert "| dropout 0.5 | 10.8 % |" in text and "![dropout](experiments/dropout.png)" in text
     assert "`cnnlab experiment dropout --scale small --seeds 1` (54 s)" in text
     assert "Not run yet: relu-vs-tanh, depth" in text

@@ -21,7 +21,12 @@ def register(sub) -> None:
         default="small",
         help="small: minutes on a CPU, on data subsets; full: the paper's setting (a GPU)",
     )
-    p.add_argument("--seeds", type=positive_int, default=1, help="runs per arm (mean +- std in the report)")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        help="runs per arm (mean +- std and the seeds' agreement in the report); default: the experiment's "
+        "(small scale: 3 where an arm takes under a minute, else 1; full scale: 1)",
+    )
     p.add_argument("--out", help="report folder (default runs/experiments/NAME; for all: the parent folder)")
     p.add_argument("--gallery", metavar="PAGE.md", help="also write a Markdown page of every report found beside it")
     p.set_defaults(func=cmd_experiment)
@@ -34,7 +39,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         check_output(args.gallery, overwrite=True, flag="--gallery")  # before hours of training, not after
     if args.list or not args.name:
         for exp in EXPERIMENTS.values():
-            print(f"{exp.name:16s} {exp.claim}")
+            seeds = f"[{exp.seeds} seed{'s' if exp.seeds > 1 else ''}]"
+            print(f"{exp.name:16s} {seeds:9s} {exp.claim} ({exp.source})")
         return 0
     if args.name == "all":
         root = Path(args.out or Path("runs") / "experiments")

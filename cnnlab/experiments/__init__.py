@@ -25,7 +25,19 @@ from . import (  # noqa: F401  (each registers its experiment)
 from .base import EXPERIMENTS, Arm, Outcome, Panel, Setup, command
 from .bottleneck import inception_3a_macs
 from .report import plot_panels, run_experiment, write_gallery
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, combine, first_epoch_below, lower_verdict, speedup_verdict
+from .verdicts import (
+    HELD,
+    INCONCLUSIVE,
+    NOT_HELD,
+    PARTLY,
+    Finding,
+    Part,
+    compare,
+    first_epoch_below,
+    lower_verdict,
+    overall,
+    speedup_verdict,
+)
 
 # the order of `cnnlab experiment --list`, of `all` and of the gallery: the lectures'
 ORDER = (
@@ -52,15 +64,19 @@ __all__ = [
     "HELD",
     "INCONCLUSIVE",
     "NOT_HELD",
+    "PARTLY",
+    "Finding",
+    "Part",
     "Arm",
     "Outcome",
     "Panel",
     "Setup",
-    "combine",
     "command",
+    "compare",
     "first_epoch_below",
     "inception_3a_macs",
     "lower_verdict",
+    "overall",
     "plot_panels",
     "run_experiment",
     "speedup_verdict",

@@ -9,7 +9,7 @@ import torch
 
 from ..factory import load_model
 from .base import MNIST_DEEP_MLP, MNIST_SMALL, Arm, Outcome, Setup, curves, experiment, standard_table, test_batch
-from .verdicts import NOT_HELD, finals, lower_verdict, pct, train_error
+from .verdicts import HELD, LOWER, NOT_HELD, Finding, Part, compare, finals, mean_std, train_error
 
 
 def unit_health(x: Setup, arm: Arm, run) -> dict:
@@ -47,9 +47,25 @@ def unit_health(x: Setup, arm: Arm, run) -> dict:
 
 @experiment(
     "activations",
-    "Saturating non-linearities (sigmoid, tanh) train slower than non-saturating ones "
-    "(ReLU, leaky ReLU, maxout) in a deep network; ReLU can leave units dead, leaky ReLU "
-    "and maxout cannot",
+    "\u201cIn terms of training time with gradient descent, these saturating nonlinearities [tanh, sigmoid] are "
+    "much slower than the non-saturating nonlinearity f(x) = max(0, x)\u201d; leaky ReLU and maxout keep a "
+    "gradient everywhere, so none of their units can die as ReLU units can (deep MLP on MNIST)",
+    "Krizhevsky et al. 2012, Section 3.1; Maas et al. 2013; Goodfellow et al. 2013",
+    [
+        Part(
+            "every non-saturating non-linearity trains faster than the saturating ones",
+            LOWER.format(
+                a="the final training error of the worst of ReLU, leaky ReLU and maxout",
+                b="the better of sigmoid and tanh",
+                margin="1 point",
+            ),
+        ),
+        Part(
+            "leaky ReLU and maxout leave no unit dead",
+            "held if no unit of either is zero for all of 1,000 test images, in every seed; did not hold otherwise",
+        ),
+    ],
+    seeds=3,
 )
 def activations(x: Setup) -> Outcome:
     small = x.small
@@ -71,26 +87,29 @@ def activations(x: Setup) -> Outcome:
         for a in names
     ]
     runs = x.train(arms)
-    health = {a.label: unit_health(x, a, x.out / f"{a.label}-seed0") for a in arms}
-    err = {a: finals(runs, a, train_error) for a in names}
-    saturating = max(("sigmoid", "tanh"), key=lambda a: -statistics.mean(err[a]))  # the better of the two
-    worst_fast = max(("relu", "leaky_relu", "maxout"), key=lambda a: statistics.mean(err[a]))
-    verdict = lower_verdict(err[worst_fast], err[saturating])
-    if health["leaky_relu"]["dead"] or health["maxout"]["dead"]:
-        verdict = NOT_HELD
-    numbers = (
-        f"final training error {', '.join(f'{a} {pct(err[a])}' for a in names)}; "
-        f"dead units: relu {health['relu']['dead']:.1f} %, leaky_relu {health['leaky_relu']['dead']:.1f} %, "
-        f"maxout {health['maxout']['dead']:.1f} %"
-    )
+    health = {key: unit_health(x, arms[names.index(key.rsplit("-seed", 1)[0])], x.out / key) for key in runs}
+
+    def judge(runs: dict) -> list[Finding]:
+        err = {a: finals(runs, a, train_error) for a in names}
+        saturating = min(("sigmoid", "tanh"), key=lambda a: statistics.mean(err[a]))
+        worst_fast = max(("relu", "leaky_relu", "maxout"), key=lambda a: statistics.mean(err[a]))
+        faster = compare(runs, worst_fast, saturating, train_error, "final training error", must_train=(worst_fast,))
+        dead = {a: [health[k]["dead"] for k in runs if k.rsplit("-seed", 1)[0] == a] for a in names}
+        alive = HELD if not any(dead["leaky_relu"] + dead["maxout"]) else NOT_HELD
+        numbers = "dead units " + ", ".join(
+            f"{a} {mean_std(dead[a], ' %', 2)}" for a in ("relu", "leaky_relu", "maxout")
+        )
+        return [faster, Finding(alive, numbers)]
+
+    def health_of(arm: Arm, what: str) -> str:
+        return mean_std([h[what] for k, h in health.items() if k.rsplit("-seed", 1)[0] == arm.label], " %", 2)
+
     table = standard_table(
         arms,
         runs,
         lambda a: {
-            "flat activations (slope < 10 % of max)": f"{health[a.label]['saturated']:.1f} %",
-            "dead units": f"{health[a.label]['dead']:.1f} %",
+            "flat activations (slope < 10 % of max)": health_of(a, "saturated"),
+            "dead units": health_of(a, "dead"),
         },
     )
-    return x.outcome(
-        arms, runs, table, verdict, numbers, [curves(runs, "training error", lambda r: 1 - r["train_top1"])], health
-    )
+    return x.outcome(arms, runs, table, judge, [curves(runs, "training error", lambda r: 1 - r["train_top1"])], health)

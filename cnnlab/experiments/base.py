@@ -20,7 +20,7 @@ from ..factory import create_model
 from ..registry import get_model_info
 from ..train import TrainConfig, recipe, train
 from ..train.config import flag_tokens
-from .verdicts import finals, pct, test_error, train_error
+from .verdicts import Finding, Part, agreement, finals, overall, pct, test_error, train_error
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Outcome:
     run's history, the commands that reproduce the runs, the plots, and measurements besides training."""
 
     table: list[dict]
+    findings: list[Finding]  # one per part of the claim, in the order of Experiment.parts
     verdict: str
     numbers: str
     runs: dict[str, list[dict]]
@@ -117,13 +118,17 @@ class Setup:
         arms: list[Arm],
         runs: dict,
         table: list[dict],
-        verdict: str,
-        numbers: str,
+        judge: Callable[[dict], list[Finding]],
         panels: list[Panel],
         measurements: dict | None = None,
     ) -> Outcome:
-        """The outcome, with the command line of every arm."""
-        return Outcome(table, verdict, numbers, runs, [command(a, self.overrides) for a in arms], panels, measurements)
+        """The outcome: `judge(runs)` gives a Finding per part of the claim, from all seeds and from
+        each seed alone (their agreement); the overall verdict; the command line of every arm."""
+        findings = judge(runs)
+        agreement(judge, runs, findings)
+        numbers = "; ".join(f.numbers for f in findings)
+        commands = [command(a, self.overrides) for a in arms]
+        return Outcome(table, findings, overall(findings), numbers, runs, commands, panels, measurements)
 
 
 def arm_config(arm: Arm, seed: int, out: Path | None, overrides: dict) -> TrainConfig:
@@ -221,19 +226,29 @@ CIFAR_SMALL = dict(train_per_class=500, batch_size=128, weight_decay=0.0, augmen
 
 @dataclass
 class Experiment:
+    """A claim as its source states it, the parts it asserts (each with its criterion), the seeds
+    per arm at the small scale (three where an arm's run takes under a minute on a 2-core CPU),
+    and `run(setup) -> Outcome`, which tests it."""
+
     name: str
     claim: str
+    source: str
+    parts: tuple[Part, ...]
+    seeds: int
     run: Callable[[Setup], Outcome]
+
+    def default_seeds(self, scale: str) -> int:
+        return self.seeds if scale == "small" else 1
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(name: str, claim: str):
-    """Register an experiment: `run(setup) -> Outcome` tests `claim`."""
+def experiment(name: str, claim: str, source: str, parts: list[Part], seeds: int = 1):
+    """Register an experiment: `run(setup) -> Outcome` tests `claim` (from `source`), part by part."""
 
     def wrap(fn):
-        EXPERIMENTS[name] = Experiment(name, claim, fn)
+        EXPERIMENTS[name] = Experiment(name, claim, source, tuple(parts), seeds, fn)
         return fn
 
     return wrap

@@ -10,7 +10,9 @@ from torch import nn
 from ..analysis import analyze
 from ..models import InceptionModule
 from .base import CIFAR_SMALL, Arm, Outcome, Setup, curves, experiment, model_cost, standard_table
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, finals, pct, test_error
+from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, Finding, Part, finals, pct, test_error
+
+NAIVE, REDUCED = "naive", "with 1x1 reductions"
 
 
 def inception_3a_macs() -> dict:
@@ -27,8 +29,22 @@ def inception_3a_macs() -> dict:
 
 @experiment(
     "bottleneck",
-    "1x1 reductions before the 3x3 and 5x5 convolutions of an inception module save most "
-    "of its multiply-adds at little or no cost in accuracy (Szegedy et al. 2014, Section 4)",
+    "1x1 convolutions \u201care used to compute reductions before the expensive 3x3 and 5x5 convolutions\u201d: "
+    "without them even a modest number of 5x5 filters is prohibitively expensive; with them the module keeps its "
+    "width at a fraction of the cost, without losing accuracy",
+    "Szegedy et al. 2014, Section 4 and Fig. 2",
+    [
+        Part(
+            "the reductions save most of the multiply-adds",
+            "held if the module with reductions needs at most 50 % of the naive one's multiply-adds (the "
+            "analyser's count); did not hold above 80 %",
+        ),
+        Part(
+            "at little or no cost in accuracy",
+            "held if its mean test error is at most 2 points above the naive module's; did not hold if more than "
+            "5 points above; inconclusive in between",
+        ),
+    ],
 )
 def bottleneck(x: Setup) -> Outcome:
     small = x.small
@@ -37,21 +53,29 @@ def bottleneck(x: Setup) -> Outcome:
         settings.pop("train_per_class")
     arms = [
         Arm(label, "inception_cifar", settings={**settings, "model_kwargs": {"naive": naive}})
-        for label, naive in (("naive", True), ("with 1x1 reductions", False))
+        for label, naive in ((NAIVE, True), (REDUCED, False))
     ]
     cost = {a.label: model_cost(x, a) for a in arms}
     googlenet = inception_3a_macs()
     runs = x.train(arms)
-    err = {a.label: finals(runs, a.label, test_error) for a in arms}
-    ratio = cost["with 1x1 reductions"]["macs"] / cost["naive"]["macs"]
-    worse = statistics.mean(err["with 1x1 reductions"]) - statistics.mean(err["naive"])
-    verdict = HELD if ratio <= 0.5 and worse <= 2 else NOT_HELD if ratio > 0.8 or worse > 5 else INCONCLUSIVE
-    numbers = (
-        f"multiply-adds with reductions {100 * ratio:.0f} % of naive ({cost['with 1x1 reductions']['macs'] / 1e6:.2f}M "
-        f"vs {cost['naive']['macs'] / 1e6:.2f}M), test error {pct(err['with 1x1 reductions'])} vs "
-        f"{pct(err['naive'])}; GoogLeNet's inception (3a): {googlenet['with 1x1 reductions'] / 1e6:.0f}M vs "
-        f"{googlenet['naive'] / 1e6:.0f}M multiply-adds"
-    )
+    ratio = cost[REDUCED]["macs"] / cost[NAIVE]["macs"]
+
+    def judge(runs: dict) -> list[Finding]:
+        err = {a.label: finals(runs, a.label, test_error) for a in arms}
+        worse = statistics.mean(err[REDUCED]) - statistics.mean(err[NAIVE])
+        return [
+            Finding(
+                HELD if ratio <= 0.5 else NOT_HELD if ratio > 0.8 else INCONCLUSIVE,
+                f"multiply-adds with reductions {100 * ratio:.0f} % of naive ({cost[REDUCED]['macs'] / 1e6:.2f}M "
+                f"vs {cost[NAIVE]['macs'] / 1e6:.2f}M; GoogLeNet's inception (3a): "
+                f"{googlenet[REDUCED] / 1e6:.0f}M vs {googlenet[NAIVE] / 1e6:.0f}M)",
+            ),
+            Finding(
+                HELD if worse <= 2 else NOT_HELD if worse > 5 else INCONCLUSIVE,
+                f"test error {pct(err[REDUCED])} vs {pct(err[NAIVE])}",
+            ),
+        ]
+
     table = standard_table(
         arms,
         runs,
@@ -65,8 +89,7 @@ def bottleneck(x: Setup) -> Outcome:
         arms,
         runs,
         table,
-        verdict,
-        numbers,
+        judge,
         [curves(runs, "test error", lambda r: 1 - r["test_top1"])],
         {"cifar": cost, "googlenet_3a_macs": googlenet},
     )

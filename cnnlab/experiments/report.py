@@ -14,25 +14,34 @@ from ..errors import CnnlabError
 from ..files import atomic_file, pyplot, save_figure, write_json, write_text
 from ..train import TrainConfig
 from .base import EXPERIMENTS, Experiment, Outcome, Panel, Setup
+from .verdicts import HELD, PARTLY
 
 
 def run_experiment(
-    name: str, scale: str = "small", seeds: int = 1, out: str | os.PathLike | None = None, log=print, **overrides
+    name: str,
+    scale: str = "small",
+    seeds: int | None = None,
+    out: str | os.PathLike | None = None,
+    log=print,
+    **overrides,
 ) -> Outcome:
     """Run an experiment and write its report into `out` (default runs/experiments/NAME).
-    `overrides` (TrainConfig settings such as epochs or data_dir) apply to every run."""
+    `seeds` per arm defaults to the experiment's (three at the small scale where an arm takes
+    under a minute, else one). `overrides` (TrainConfig settings such as epochs or data_dir)
+    apply to every run."""
     if name not in EXPERIMENTS:
         raise CnnlabError(
             f"unknown experiment {name!r}; `cnnlab experiment --list` lists them: {', '.join(EXPERIMENTS)}"
         )
     if scale not in ("small", "full"):
         raise CnnlabError(f"scale must be small or full, got {scale!r}")
-    if seeds < 1:
+    if seeds is not None and seeds < 1:
         raise CnnlabError(f"seeds must be at least 1, got {seeds}")
     unknown = sorted(set(overrides) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         raise CnnlabError(f"unknown setting(s) {', '.join(unknown)}; overrides are cnnlab.train.TrainConfig's fields")
     exp = EXPERIMENTS[name]
+    seeds = seeds or exp.default_seeds(scale)
     out = Path(out or Path("runs") / "experiments" / name)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -43,23 +52,64 @@ def run_experiment(
     return result
 
 
-def write_report(exp: Experiment, result: Outcome, scale: str, seeds: int, out: Path) -> None:
-    """report.md (claim, verdict, table, curves, commands), metrics.json and curves.png in `out`."""
-    rows = result.table
+def judged_parts(exp: Experiment, result: Outcome) -> list[dict]:
+    """Each part of the claim with its criterion and what the runs said."""
+    if len(result.findings) != len(exp.parts):
+        raise RuntimeError(f"{exp.name}: {len(result.findings)} findings for {len(exp.parts)} parts")
+    return [
+        {"claim": p.claim, "criterion": p.criterion, "verdict": f.verdict, "numbers": f.numbers, "seeds": f.seeds}
+        for p, f in zip(exp.parts, result.findings)
+    ]
+
+
+def claim_lines(m: dict) -> list[str]:
+    """The claim, its criterion per part, and the verdict per part, from a report's metrics.json
+    (the Markdown of report.md and of the gallery)."""
+    parts = m["parts"]
+    failed = [f"{p['claim']}: {p['verdict']}" for p in parts if p["verdict"] != HELD]
+    summary = f" - {'; '.join(failed)}" if failed and m["verdict"] == PARTLY else ""
+    lines = [f"**Claim.** {m['claim']} ({m['source']})", "", "**Criterion.**", ""]
+    lines += [f"{i}. {p['claim']}: {p['criterion']}." for i, p in enumerate(parts, 1)]
+    lines += ["", f"**Verdict: {m['verdict']}**{summary}", ""]
+    lines += [
+        f"{i}. {p['claim']}: **{p['verdict']}** - {p['numbers']}" + (f" ({p['seeds']})" if p["seeds"] else "") + "."
+        for i, p in enumerate(parts, 1)
+    ]
+    return lines + [""]
+
+
+def table_lines(rows: list[dict]) -> list[str]:
     header = list(rows[0])
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows),
+    ]
+
+
+def write_report(exp: Experiment, result: Outcome, scale: str, seeds: int, out: Path) -> None:
+    """report.md (claim, criterion, verdict per part, table, curves, commands), metrics.json and
+    curves.png in `out`."""
+    meta = {
+        "experiment": exp.name,
+        "claim": exp.claim,
+        "source": exp.source,
+        "scale": scale,
+        "seeds": seeds,
+        "verdict": result.verdict,
+        "parts": judged_parts(exp, result),
+        "numbers": result.numbers,
+        "table": result.table,
+        "seconds": round(result.seconds, 1),
+    }
     lines = [
         f"# {exp.name}",
         "",
-        f"**Claim.** {exp.claim}",
-        "",
-        f"**Verdict: {result.verdict}** - {result.numbers}.",
-        "",
+        *claim_lines(meta),
         f"Scale `{scale}`, {seeds} seed(s), {result.seconds:.0f} s.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *table_lines(result.table),
     ]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     lines += [
         "",
         "![curves](curves.png)",
@@ -73,22 +123,7 @@ def write_report(exp: Experiment, result: Outcome, scale: str, seeds: int, out: 
         "",
     ]
     write_text(out / "report.md", "\n".join(lines))
-    write_json(
-        out / "metrics.json",
-        {
-            "experiment": exp.name,
-            "claim": exp.claim,
-            "scale": scale,
-            "seeds": seeds,
-            "verdict": result.verdict,
-            "numbers": result.numbers,
-            "table": rows,
-            "seconds": round(result.seconds, 1),
-            "measurements": result.measurements,
-            "runs": result.runs,
-        },
-        indent=1,
-    )
+    write_json(out / "metrics.json", {**meta, "measurements": result.measurements, "runs": result.runs}, indent=1)
     plot_panels(result.panels, out / "curves.png")
 
 
@@ -101,9 +136,11 @@ def write_gallery(results: Path, page: Path) -> Path:
     lines = [
         "# The lectures' claims, run",
         "",
-        "Each section is one `cnnlab experiment NAME` at the small scale (a 2-core CPU, minutes; one seed), "
-        "committed from a real run. The full report of a run (report.md, metrics.json with every epoch, "
-        "curves.png) lands in its folder; `--scale full` is the paper's setting, for a GPU.",
+        "Each section is one `cnnlab experiment NAME` at the small scale (a 2-core CPU, minutes; three seeds "
+        "where an arm takes under a minute, else one), committed from a real run. Each claim is split into the "
+        "parts its source asserts, and each part's criterion was written before the runs. The full report of a "
+        "run (report.md, metrics.json with every epoch, curves.png) lands in its folder; `--scale full` is the "
+        "paper's setting, for a GPU.",
         "",
     ]
     done = []
@@ -114,17 +151,11 @@ def write_gallery(results: Path, page: Path) -> Path:
         m = json.loads(path.read_text())
         with atomic_file(images / f"{name}.png", ".png") as tmp:
             shutil.copyfile(results / name / "curves.png", tmp)
-        header = list(m["table"][0])
         lines += [
             f"## {name}",
             "",
-            f"**Claim.** {m['claim']}",
-            "",
-            f"**Verdict: {m['verdict']}** - {m['numbers']}.",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-            *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in m["table"]),
+            *claim_lines(m),
+            *table_lines(m["table"]),
             "",
             f"![{name}]({images.name}/{name}.png)",
             "",

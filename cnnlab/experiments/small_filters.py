@@ -6,13 +6,27 @@ from __future__ import annotations
 import statistics
 
 from .base import CIFAR_SMALL, Arm, Outcome, Setup, curves, experiment, model_cost, standard_table
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, finals, lower_verdict, pct, test_error
+from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, Finding, Part, finals, lower_verdict, pct, test_error
+
+STACK, SINGLE = "3x3 stack", "7x7"
 
 
 @experiment(
     "small-filters",
-    "A stack of three 3x3 convolutions sees what one 7x7 sees with 27 C^2 instead of "
-    "49 C^2 weights and three non-linearities, and is at least as accurate (VGG, Section 2.3)",
+    "A stack of three 3x3 convolutions has the effective receptive field of one 7x7, with three non-linearities "
+    "instead of one, \u201cwhich makes the decision function more discriminative\u201d, and 27 C^2 weights "
+    "instead of 49 C^2",
+    "Simonyan & Zisserman 2015, Section 2.3",
+    [
+        Part(
+            "the stack has fewer weights", "held if the analyser counts fewer parameters for it; did not hold otherwise"
+        ),
+        Part(
+            "the stack is at least as accurate",
+            "held if its mean test error is not above the 7x7's; did not hold if the 7x7's is lower by more than "
+            "1 point and by more than twice the standard error over seeds; inconclusive otherwise",
+        ),
+    ],
 )
 def small_filters(x: Setup) -> Outcome:
     small = x.small
@@ -38,25 +52,27 @@ def small_filters(x: Setup) -> Outcome:
         settings.pop("train_per_class")
     arms = [
         Arm(label, "filter_stack", settings={**settings, "model_kwargs": {**settings["model_kwargs"], "design": d}})
-        for label, d in (("3x3 stack", "3x3"), ("7x7", "single"))
+        for label, d in ((STACK, "3x3"), (SINGLE, "single"))
     ]
     cost = {a.label: model_cost(x, a) for a in arms}
     runs = x.train(arms)
-    err = {a.label: finals(runs, a.label, test_error) for a in arms}
-    fewer = cost["3x3 stack"]["params"] < cost["7x7"]["params"]
-    accurate = lower_verdict(err["7x7"], err["3x3 stack"])  # held = the 7x7 is *better*
-    verdict = (
-        NOT_HELD
-        if not fewer or accurate == HELD
-        else HELD
-        if statistics.mean(err["3x3 stack"]) <= statistics.mean(err["7x7"])
-        else INCONCLUSIVE
-    )
-    numbers = (
-        f"parameters {cost['3x3 stack']['params']:,} vs {cost['7x7']['params']:,}, multiply-adds "
-        f"{cost['3x3 stack']['macs'] / 1e6:.1f}M vs {cost['7x7']['macs'] / 1e6:.1f}M, "
-        f"test error {pct(err['3x3 stack'])} vs {pct(err['7x7'])}"
-    )
+
+    def judge(runs: dict) -> list[Finding]:
+        err = {a.label: finals(runs, a.label, test_error) for a in arms}
+        fewer = HELD if cost[STACK]["params"] < cost[SINGLE]["params"] else NOT_HELD
+        if lower_verdict(err[SINGLE], err[STACK]) == HELD:  # the 7x7 clearly better
+            accurate = NOT_HELD
+        else:
+            accurate = HELD if statistics.mean(err[STACK]) <= statistics.mean(err[SINGLE]) else INCONCLUSIVE
+        return [
+            Finding(
+                fewer,
+                f"parameters {cost[STACK]['params']:,} vs {cost[SINGLE]['params']:,}, multiply-adds "
+                f"{cost[STACK]['macs'] / 1e6:.1f}M vs {cost[SINGLE]['macs'] / 1e6:.1f}M",
+            ),
+            Finding(accurate, f"test error {pct(err[STACK])} vs {pct(err[SINGLE])}"),
+        ]
+
     table = standard_table(
         arms,
         runs,
@@ -65,6 +81,4 @@ def small_filters(x: Setup) -> Outcome:
             "multiply-adds": f"{cost[a.label]['macs'] / 1e6:.2f}M",
         },
     )
-    return x.outcome(
-        arms, runs, table, verdict, numbers, [curves(runs, "test error", lambda r: 1 - r["test_top1"])], cost
-    )
+    return x.outcome(arms, runs, table, judge, [curves(runs, "test error", lambda r: 1 - r["test_top1"])], cost)

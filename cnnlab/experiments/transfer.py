@@ -7,7 +7,7 @@ import time
 
 from ..train import recipe, train
 from .base import Arm, Outcome, Setup, command, curves, experiment, standard_table
-from .verdicts import combine, finals, lower_verdict, pct, test_error
+from .verdicts import LOWER, Part, compare, test_error
 
 SOURCE_CLASSES = ("airplane", "automobile", "bird", "cat", "deer")
 TARGET_CLASSES = ("dog", "frog", "horse", "ship", "truck")
@@ -15,8 +15,22 @@ TARGET_CLASSES = ("dog", "frog", "horse", "ship", "truck")
 
 @experiment(
     "transfer",
-    "With few labels, a network pretrained on related data beats training from scratch, "
-    "used as a fixed feature extractor and more so fine-tuned (Yosinski et al. 2014)",
+    "\u201cTransferring features even from distant tasks can be better than using random features\u201d, and "
+    "\u201cinitializing a network with transferred features ... can produce a boost to generalization that lingers "
+    "even after fine-tuning\u201d: with few labels, a network pretrained on other classes beats one trained from "
+    "scratch as a fixed feature extractor, and more so fine-tuned",
+    "Yosinski et al. 2014, abstract and Section 4.1",
+    [
+        Part(
+            "the fixed pretrained features beat training from scratch",
+            LOWER.format(a="the feature extractor's test error", b="from scratch's", margin="1 point"),
+        ),
+        Part(
+            "fine-tuning them beats keeping them fixed",
+            LOWER.format(a="the fine-tuned net's test error", b="the feature extractor's", margin="1 point"),
+        ),
+    ],
+    seeds=3,
 )
 def transfer(x: Setup) -> Outcome:
     small = x.small
@@ -57,24 +71,22 @@ def transfer(x: Setup) -> Outcome:
         for strategy in ("from-scratch", "feature-extractor", "fine-tune-all")
     ]
     runs = x.train(arms)
-    err = {a.label: finals(runs, a.label, test_error) for a in arms}
-    parts = [
-        lower_verdict(err["feature-extractor"], err["from-scratch"]),
-        lower_verdict(err["fine-tune-all"], err["feature-extractor"]),
-    ]
-    numbers = (
-        "test error with 50 labels per class: "
-        + ", ".join(f"{a} {pct(err[a])}" for a in err)
-        + f" (source network: {100 * source:.1f} % on its own five classes)"
-    )
+
+    def judge(runs: dict) -> list:
+        return [
+            compare(runs, "feature-extractor", "from-scratch", test_error, "test error with 50 labels per class"),
+            compare(runs, "fine-tune-all", "feature-extractor", test_error, "test error"),
+        ]
+
     source_command = command(Arm("source", "cnn4", settings=source_settings), {}).replace("--out DIR", "--out SOURCE")
     outcome = x.outcome(
         arms,
         runs,
         standard_table(arms, runs),
-        combine(parts),
-        numbers,
+        judge,
         [curves(runs, "test error", lambda r: 1 - r["test_top1"])],
     )
+    outcome.measurements = {"source_test_top1": source}
+    outcome.numbers += f" (source network: {100 * source:.1f} % on its own five classes)"
     outcome.commands = [source_command] + [c.replace(str(src), "SOURCE") for c in outcome.commands]
     return outcome

@@ -1,13 +1,89 @@
-"""How an experiment's numbers become a verdict on its claim, and how they are written: mean and
-spread over seeds, a table row per arm, and curves."""
+"""How an experiment's numbers become a verdict on its claim, and how they are written: each part
+of the claim judged by the criterion fixed before the runs, the seeds' agreement, the overall
+verdict, mean and spread over seeds."""
 
 from __future__ import annotations
 
 import math
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 
-HELD, NOT_HELD, INCONCLUSIVE = "held", "did not hold", "inconclusive"
+HELD, NOT_HELD, INCONCLUSIVE, PARTLY = "held", "did not hold", "inconclusive", "partly held"
+
+# the usual criterion of "A is lower than B", in the words of lower_verdict
+LOWER = (
+    "held if the mean of {a} is below {b}'s by more than {margin} and by more than twice the standard error of "
+    "the difference over seeds; did not hold if it is not below at all; inconclusive in between"
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One thing the source asserts, and the criterion, fixed before any run, that decides it."""
+
+    claim: str
+    criterion: str
+
+
+@dataclass
+class Finding:
+    """What the numbers said about one part: its verdict, the numbers, and (filled in once all
+    seeds are judged alone) how many seeds say the same."""
+
+    verdict: str
+    numbers: str
+    seeds: str = ""
+
+
+def overall(findings: list[Finding]) -> str:
+    """Held when every part held; partly held when some did; did not hold when none held and one
+    was reversed; inconclusive when every part was."""
+    verdicts = [f.verdict for f in findings]
+    if all(v == HELD for v in verdicts):
+        return HELD
+    if HELD in verdicts:
+        return PARTLY
+    return NOT_HELD if NOT_HELD in verdicts else INCONCLUSIVE
+
+
+def seed_runs(runs: dict, seed: int) -> dict:
+    """The runs of one seed (keys LABEL-seedS)."""
+    return {k: h for k, h in runs.items() if k.rsplit("-seed", 1)[1] == str(seed)}
+
+
+def agreement(judge: Callable[[dict], list[Finding]], runs: dict, findings: list[Finding]) -> None:
+    """With several seeds, each seed's runs judged alone: how many of them reach each part's verdict."""
+    seeds = sorted({int(k.rsplit("-seed", 1)[1]) for k in runs})
+    if len(seeds) < 2:
+        return
+    alone = [judge(seed_runs(runs, s)) for s in seeds]
+    for i, f in enumerate(findings):
+        differ = [f"seed {s}: {one[i].verdict}" for s, one in zip(seeds, alone) if one[i].verdict != f.verdict]
+        agree = len(seeds) - len(differ)
+        f.seeds = (
+            f"all {len(seeds)} seeds agree"
+            if not differ
+            else f"{agree} of {len(seeds)} seeds agree; {', '.join(differ)}"
+        )
+
+
+def not_evidence(finding: Finding, why: str) -> Finding:
+    """A part whose arm did not do what it was meant to: reported, and not counted either way."""
+    return Finding(INCONCLUSIVE, f"{finding.numbers}; not evidence: {why}")
+
+
+def never_trained(runs: dict, label: str, chance_error: float = 90.0) -> str | None:
+    """Why arm `label` cannot count as evidence for a comparison of trained networks: it diverged,
+    or its training error stayed within 5 points of chance in any seed; None when it trained."""
+    for key, history in runs.items():
+        if key.rsplit("-seed", 1)[0] != label:
+            continue
+        if any(r.get("diverged") for r in history):
+            return f"{label} diverged ({key})"
+        if train_error(history[-1]) > chance_error - 5:
+            return f"{label} never trained ({key}: training error {train_error(history[-1]):.1f} %)"
+    return None
 
 
 def first_epoch_below(history: list[dict], error: float) -> int | None:
@@ -16,10 +92,11 @@ def first_epoch_below(history: list[dict], error: float) -> int | None:
 
 
 def speedup_verdict(
-    fast: list[int | None], slow: list[int | None], budget: int, held_at: float = 2.0
+    fast: list[int | None], slow: list[int | None], budget: int, held_at: float = 2.0, fails_at: float = 1.0
 ) -> tuple[str, str]:
     """Verdict for "arm A reaches the target `held_at` times sooner than arm B", per seed: an
-    arm that never reached it within `budget` epochs counts as budget + 1 (a lower bound)."""
+    arm that never reached it within `budget` epochs counts as budget + 1 (a lower bound). Did
+    not hold when the median ratio is at most `fails_at` (and not a bound)."""
     if any(f is None for f in fast):
         if all(f is None for f in fast) and all(s is not None for s in slow):
             return NOT_HELD, (
@@ -33,7 +110,7 @@ def speedup_verdict(
     text = f"median ratio {'>= ' if bound else ''}{ratio:.1f}x (per seed: {', '.join(f'{r:.1f}' for r in ratios)})"
     if ratio >= held_at:
         return HELD, text
-    if ratio <= 1.0 and not bound:
+    if ratio <= fails_at and not bound:
         return NOT_HELD, text
     return INCONCLUSIVE, text
 
@@ -50,13 +127,6 @@ def lower_verdict(low: list[float], high: list[float], margin: float = 1.0) -> s
     if diff > max(margin, noise):
         return HELD
     return NOT_HELD if diff <= 0 else INCONCLUSIVE
-
-
-def combine(verdicts: list[str]) -> str:
-    """All parts held: held; any part reversed: did not hold; otherwise inconclusive."""
-    if all(v == HELD for v in verdicts):
-        return HELD
-    return NOT_HELD if NOT_HELD in verdicts else INCONCLUSIVE
 
 
 def finals(runs: dict, label: str, value: Callable[[dict], float]) -> list[float]:
@@ -92,3 +162,29 @@ def pct(values: list[float]) -> str:
 
 def points(values: list[float]) -> str:
     return mean_std([round(v, 2) for v in values], " points", 3)
+
+
+def compare(
+    runs: dict,
+    low: str,
+    high: str,
+    value: Callable[[dict], float],
+    what: str,
+    margin: float = 1.0,
+    fmt: Callable[[list[float]], str] | None = None,
+    must_train: tuple[str, ...] | None = None,
+) -> Finding:
+    """ "Arm `low` ends with a lower `value` than arm `high`", judged by lower_verdict; not evidence
+    when an arm in `must_train` (default: both) diverged or never trained."""
+    fmt = fmt or pct
+    a, b = finals(runs, low, value), finals(runs, high, value)
+    finding = Finding(lower_verdict(a, b, margin), f"{what} {low} {fmt(a)} vs {high} {fmt(b)}")
+    for label in (low, high) if must_train is None else must_train:
+        if why := never_trained(runs, label):
+            return not_evidence(finding, why)
+    return finding
+
+
+def loss(values: list[float]) -> str:
+    """Losses: three significant digits."""
+    return mean_std(values, digits=3)

@@ -90,6 +90,7 @@ def export(
     if check:
         got = run_exported(out, fmt, x.numpy())
         result["max_abs_diff"] = float(np.abs(got - expected.numpy()).max())
+        result["max_abs_output"] = float(expected.abs().max())  # the scale the difference is on
     return result
 
 

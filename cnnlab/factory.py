@@ -15,7 +15,7 @@ from .checkpoint import load, model_state
 from .errors import ModelArgumentError, WeightsError
 from .registry import build_model, check_num_classes, get_model_info, meta_model
 from .runs import check_config, is_run, read_config, weights_file
-from .weights import TORCHVISION_MODELS, check_state_dict, load_into, num_classes_of, read_state_dict
+from .weights import TORCHVISION_MODELS, check_state_dict, load_into, num_classes_in, read_state_dict
 
 
 def create_model(
@@ -52,7 +52,12 @@ def create_model(
         return build_model(name, num_classes, **kwargs)
     get_model_info(name)  # an unknown name is named as such before any file is looked at
     model = _with_weights(name, weights, kwargs)
-    if num_classes is not None and num_classes != num_classes_of(model.state_dict()):
+    if num_classes is not None and num_classes != getattr(model, "num_classes", None):
+        if not hasattr(model, "reset_classifier"):
+            raise ModelArgumentError(
+                f"{name} has no classifier layer to replace for num_classes={num_classes}; its weights "
+                f"({weights}) fix its channels: leave num_classes out"
+            )
         model.reset_classifier(num_classes)
     return model
 
@@ -88,7 +93,8 @@ def _with_weights(name: str, weights: str | os.PathLike, kwargs: dict) -> nn.Mod
         if name in TORCHVISION_MODELS and path.suffix != ".safetensors":  # a torchvision file: its variant
             info = published.pretrained(name)
             build = info.build if path.name == info.filename else TORCHVISION_MODELS[name][1]
-        model = build_model(name, num_classes=num_classes_of(state), **{**build, **kwargs})
+        build = {**build, **kwargs}
+        model = build_model(name, num_classes=num_classes_in(name, state, **build), **build)
         load_into(model, state, name, path)
         return model
     raise WeightsError(

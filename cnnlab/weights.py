@@ -13,6 +13,7 @@ it from its official URL; either way the file's sha256 must start with the hash 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import pickle
 import warnings
@@ -154,10 +155,17 @@ def load_weights(model: torch.nn.Module, name: str, source: str | os.PathLike) -
     load_into(model, model_state(read_state_dict(source)), name, source)
 
 
-def num_classes_of(state: Mapping[str, Tensor]) -> int | None:
-    """The number of outputs of a classifier's state dict (its last 2-D weight), if it has one."""
-    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
-    return weights[-1].shape[0] if weights else None
+def num_classes_in(name: str, state: Mapping[str, Tensor], **kwargs) -> int | None:
+    """The number of classes a state dict of `name` (built with `kwargs`) scores: the outputs of
+    its classifier layer, found by the layer's name (keys come in any order: safetensors sorts
+    them); None for a model without a classifier or a state dict without that layer."""
+    model = meta_model(name, **kwargs)
+    if not hasattr(model, "get_classifier"):
+        return None
+    head = model.get_classifier()
+    first = next(k for k, _ in itertools.chain(head.named_parameters(), head.named_buffers()))
+    tensor = state.get(f"{model.classifier_name}.{first}")
+    return tensor.shape[0] if tensor is not None and tensor.ndim >= 2 else None
 
 
 def convert_torchvision(name: str, state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

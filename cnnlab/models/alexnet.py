@@ -11,10 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, local_response_norm, new_head
+from .layers import Classifier, check_input, local_response_norm
 
 
-class AlexNet(nn.Module):
+class AlexNet(Classifier, nn.Module):
     """AlexNet as published: five convolutional and three fully connected layers.
 
     conv1 96@11x11/4 - ReLU - LRN - maxpool 3/2
@@ -30,6 +30,8 @@ class AlexNet(nn.Module):
     - `init="paper"` (default) draws weights from N(0, 0.01^2) with biases 1 in conv2, conv4,
       conv5 and the hidden fully connected layers and 0 elsewhere (Section 5).
     """
+
+    classifier_name = "fc8"
 
     input_size = (3, 227, 227)
 
@@ -75,11 +77,8 @@ class AlexNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc8 = new_head(self.fc8, num_classes)
 
-
-class AlexNetOWT(nn.Module):
+class AlexNetOWT(Classifier, nn.Module):
     """torchvision's AlexNet: the single-tower network of "One weird trick" (2014).
 
     64-192-384-256-256 channels, no LRN, no groups, adaptive 6x6 average pooling before the
@@ -119,6 +118,7 @@ class AlexNetOWT(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
+        self.classifier_name = f"classifier.{len(self.classifier) - 1}"
 
     def forward_features(self, x: Tensor) -> Tensor:
         check_input(self, x, (3, None, None))
@@ -126,14 +126,13 @@ class AlexNetOWT(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:-1](x)
-        return x if pre_logits else self.classifier[-1](x)
+        *hidden, last = self.classifier  # called one by one: a slice would be a module FX cannot trace
+        for layer in hidden:
+            x = layer(x)
+        return x if pre_logits else last(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[-1] = new_head(self.classifier[-1], num_classes)
 
 
 @register_model(

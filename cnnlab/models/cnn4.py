@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..registry import register_model
-from .layers import Maxout, check_input, new_head
+from .layers import Classifier, Maxout, check_input
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "maxout")
 
@@ -26,7 +26,7 @@ def activation_layer(name: str) -> nn.Module:
     return layers[name]()
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Classifier, nn.Module):
     """Krizhevsky et al.'s Fig. 1 network, as far as the paper says: four layers (three
     convolutions and a classifier), the activation under test after each convolution; 5x5
     convolutions with 2x2 max-pooling. `width` scales the channels (32, 32, 64 at width 1).
@@ -82,9 +82,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = new_head(self.fc, num_classes)
 
 
 @register_model(

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input
+from .layers import Classifier, check_input, check_multiple
 from .vgg import VGG_CFGS, make_layers
 
 # Long et al. 2015, reference Caffe models: offsets at which each score map is cropped to the
@@ -49,7 +49,7 @@ def crop(x: Tensor, offset: int, like: Tensor) -> Tensor:
     return x[:, :, offset : offset + like.shape[2], offset : offset + like.shape[3]]
 
 
-class FCN(nn.Module):
+class FCN(Classifier, nn.Module):
     """FCN-32s, FCN-16s or FCN-8s on VGG-16: the fully connected layers become convolutions
     (fc6: 7x7, fc7: 1x1), a 1x1 convolution scores every class, and learnable transposed
     convolutions (initialised to bilinear) upsample the scores back to the input size, fused
@@ -70,6 +70,8 @@ class FCN(nn.Module):
     not part of the network; the final x32/x16/x8 upsampling is learnable here (the reference
     models froze it at bilinear).
     """
+
+    classifier_name = "score_fr"  # the 1x1 scores on fc7; the skip links score the pools likewise
 
     dense = True  # a class score for every pixel (segmentation), not one per image
 
@@ -124,8 +126,8 @@ class FCN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, (self.input_size[0], None, None))
-        if not self.pad100 and (x.shape[2] % 32 or x.shape[3] % 32):
-            raise ValueError(f"FCN with pad100=False needs height and width divisible by 32, got {tuple(x.shape[2:])}")
+        if not self.pad100:
+            check_multiple(self, x, 32)
         h = x
         for i, layer in enumerate(self.features):
             h = layer(h)
@@ -190,7 +192,7 @@ class ContextModule(nn.Module):
         return self.final(x)
 
 
-class DilatedFrontEnd(nn.Module):
+class DilatedFrontEnd(Classifier, nn.Module):
     """Yu & Koltun's front end (Section 4): VGG-16 with pool4 and pool5 removed, conv5 dilated
     by 2 and fc6 (7x7) by 4, so the scores come at 1/8 of the input resolution without losing
     the receptive field; with `context=True` the basic context module refines the scores; a
@@ -201,6 +203,8 @@ class DilatedFrontEnd(nn.Module):
     `width`, `in_channels` and `batch_norm` as in `FCN`; `fc_width` scales fc6/fc7 alone (default:
     `width`) - at 1/8 resolution fc6 (7x7, 4096 channels) is most of the network's work.
     """
+
+    classifier_name = "score"
 
     dense = True  # a class score for every pixel (segmentation), not one per image
 
@@ -248,8 +252,7 @@ class DilatedFrontEnd(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(self, x, (self.input_size[0], None, None))
-        if x.shape[2] % 8 or x.shape[3] % 8:
-            raise ValueError(f"the dilated front end needs height and width divisible by 8, got {tuple(x.shape[2:])}")
+        check_multiple(self, x, 8)
         h = self.features(x)
         h = self.dropout(self.relu(self.fc6(h)))
         h = self.dropout(self.relu(self.fc7(h)))

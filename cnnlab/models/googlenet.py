@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import ConvReLU, check_input, local_response_norm, new_head
+from .layers import Classifier, ConvReLU, check_input, local_response_norm, new_head
 
 # Szegedy et al. 2014, Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 INCEPTION_CFGS = {
@@ -124,7 +124,7 @@ class GoogLeNetOutputs(NamedTuple):
     aux2: Tensor
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(Classifier, nn.Module):
     """GoogLeNet (Inception v1): stem, nine inception modules in three stages, global average
     pooling, dropout and one linear layer; auxiliary classifiers on 4a and 4d.
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, new_head
+from .layers import Classifier, check_input, new_head
 
 # LeCun et al. 1998, Table I: which S2 feature maps (rows of the paper's table) each C3
 # feature map (column) combines: six take three contiguous maps, six take four contiguous,
@@ -142,7 +142,7 @@ class EuclideanRBF(nn.Module):
         return -(x.pow(2).sum(1, keepdim=True) - 2 * (x @ self.codes.T) + self.codes.pow(2).sum(1))
 
 
-class LeNet5(nn.Module):
+class LeNet5(Classifier, nn.Module):
     """LeNet-5 (LeCun et al. 1998): C1-S2-C3-S4-C5-F6 and an RBF output layer.
 
     Input: 32x32 grey images (MNIST's 28x28 digits padded by 2). Every layer up to F6 is
@@ -159,6 +159,8 @@ class LeNet5(nn.Module):
     - `init="paper"` (default) draws every weight and bias from U(-2.4/F, 2.4/F), F the fan-in;
       the input normalisation of the paper (background -0.1, ink 1.175) belongs to the data.
     """
+
+    classifier_name = "output"
 
     input_size = (1, 32, 32)
 
@@ -221,7 +223,7 @@ class LeNet5(nn.Module):
             self.output = EuclideanRBF(84, num_classes).to(device=self.f6.weight.device, dtype=self.f6.weight.dtype)
 
 
-class LeNet5Modern(nn.Module):
+class LeNet5Modern(Classifier, nn.Module):
     """The lectures' "modified LeNet": (conv 5x5, ReLU, 2x2 max-pool) x 2, FC-ReLU, FC-ReLU, FC.
 
     With 28x28 input the first convolution pads by 2, so both input sizes give 6@28x28 after
@@ -231,6 +233,8 @@ class LeNet5Modern(nn.Module):
     of trainable subsampling, a full C3 (2,416 parameters instead of 1,516), a linear output
     layer instead of RBF units, PyTorch's default initialisation.
     """
+
+    classifier_name = "fc3"
 
     def __init__(self, num_classes: int = 10, input_size: int = 28):
         super().__init__()
@@ -257,9 +261,6 @@ class LeNet5Modern(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc3 = new_head(self.fc3, num_classes)
 
 
 @register_model(

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import Maxout, check_input, new_head
+from .layers import Classifier, Maxout, check_input, tracing
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -25,7 +25,7 @@ ACTIVATIONS = {
 }
 
 
-class MLP(nn.Module):
+class MLP(Classifier, nn.Module):
     """Fully connected layers with a non-linearity (and optional dropout) between them.
 
     The input is flattened, so an MLP on 28x28 images takes (N, 1, 28, 28) or (N, 784).
@@ -56,11 +56,10 @@ class MLP(nn.Module):
                 layers.append(nn.Dropout(dropout))
             width = h
         self.hidden = nn.Sequential(*layers)
-        self.num_features = width
         self.fc = nn.Linear(width, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        if x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features:
+        if not tracing(x) and (x.ndim < 2 or math.prod(x.shape[1:]) != self.in_features):
             check_input(self, x, (self.in_features,))  # raises with the shapes in the message
         return self.hidden(torch.flatten(x, 1))
 
@@ -69,9 +68,6 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = new_head(self.fc, num_classes)
 
 
 @register_model(

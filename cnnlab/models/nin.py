@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import ConvReLU, check_input
+from .layers import Classifier, ConvReLU, check_input
 
 # Each mlpconv block: (k x k conv channels, kernel, stride, padding, 1x1 channels, 1x1 channels,
 # pooling after the block). The paper gives the structure (Fig. 2, Section 4); the numbers
@@ -46,7 +46,7 @@ class MLPConv(nn.Module):
         return self.cccp2(self.cccp1(self.conv(x)))
 
 
-class NiN(nn.Module):
+class NiN(Classifier, nn.Module):
     """Stacked mlpconv blocks with pooling and dropout between them; the last 1x1 convolution
     has one channel per class and global average pooling gives the logits (no fully
     connected layer).
@@ -59,6 +59,8 @@ class NiN(nn.Module):
     not the paper text; the last 1x1 layer has ReLU as in those models, so logits are >= 0
     (`last_relu=False` removes it).
     """
+
+    classifier_name = "classifier"
 
     def __init__(self, cfg, num_classes: int, in_size: int, dropout: float = 0.5, last_relu: bool = True):
         super().__init__()
@@ -75,15 +77,15 @@ class NiN(nn.Module):
                 layers.append(nn.Dropout(dropout))
             in_channels = out
         self.features = nn.Sequential(*layers)
-        self.num_features = cfg[-1][4]
+        self.feature_channels = cfg[-1][4]
         self.last_relu = last_relu
         self.classifier = self._classifier(num_classes)
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def _classifier(self, num_classes: int) -> nn.Module:
         if self.last_relu:
-            return ConvReLU(self.num_features, num_classes, 1)
-        return nn.Conv2d(self.num_features, num_classes, 1)
+            return ConvReLU(self.feature_channels, num_classes, 1)
+        return nn.Conv2d(self.feature_channels, num_classes, 1)
 
     def forward_features(self, x: Tensor) -> Tensor:
         check_input(self, x, (3, None, None))

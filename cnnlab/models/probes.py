@@ -10,10 +10,10 @@ from torch import Tensor, nn
 from ..errors import CnnlabError
 from ..registry import register_model
 from .googlenet import ConvBNReLU, InceptionModule
-from .layers import ConvReLU, check_input, new_head
+from .layers import Classifier, ConvReLU, check_input
 
 
-class _Classifier(nn.Module):
+class _Classifier(Classifier, nn.Module):
     """Shared plumbing: `features` then `head` (flatten or pooling, hidden layers) then `fc`."""
 
     input_size = (3, 32, 32)
@@ -28,9 +28,6 @@ class _Classifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = new_head(self.fc, num_classes)
 
 
 class FilterStack(_Classifier):

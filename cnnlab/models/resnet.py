@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, new_head
+from .layers import Classifier, check_input
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -100,7 +100,7 @@ RESNET_CFGS = {
 }
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier, nn.Module):
     """ImageNet ResNet: 7x7/2 conv, 3x3/2 max-pool, four stages of residual blocks (64 to 512
     channels, stride 2 at the start of stages 3 to 5), global average pooling, linear layer.
 
@@ -140,8 +140,7 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.num_features = 512 * block.expansion
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
         init_resnet(self, zero_init_residual)
 
     def _make_layer(self, block, channels: int, blocks: int, stride: int = 1) -> nn.Sequential:
@@ -168,9 +167,6 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = new_head(self.fc, num_classes)
 
 
 @torch.no_grad()
@@ -205,7 +201,7 @@ class ShortcutA(nn.Module):
         return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(Classifier, nn.Module):
     """The CIFAR-10 networks of He et al. Section 4.2: a 3x3 conv with 16 filters, three stages
     of n basic blocks on 32x32, 16x16 and 8x8 maps with 16, 32 and 64 filters, global average
     pooling and a 10-way linear layer: 6n + 2 weighted layers. `width` scales the channel counts
@@ -261,9 +257,6 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = new_head(self.fc, num_classes)
 
 
 _PAPER = dict(paper="He et al., Deep Residual Learning for Image Recognition", year=2015)

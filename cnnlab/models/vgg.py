@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers import check_input, local_response_norm, new_head
+from .layers import Classifier, check_input, local_response_norm
 
 # Simonyan & Zisserman 2014, Table 1: an int is a 3x3 convolution with that many channels
 # (padding 1), (c, 1) a 1x1 convolution, "M" 2x2 max-pooling, "LRN" local response norm.
@@ -50,7 +50,7 @@ def make_layers(
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(Classifier, nn.Module):
     """A VGG configuration: 3x3 convolutions in five stages, each closed by 2x2 max-pooling,
     then FC-4096, FC-4096 (each with ReLU and dropout 0.5) and the classifier.
 
@@ -80,6 +80,7 @@ class VGG(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
+        self.classifier_name = f"classifier.{len(self.classifier) - 1}"
         self._init_weights()
 
     @torch.no_grad()
@@ -100,14 +101,14 @@ class VGG(nn.Module):
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.classifier[:-1](torch.flatten(x, 1))
-        return x if pre_logits else self.classifier[-1](x)
+        x = torch.flatten(x, 1)
+        *hidden, last = self.classifier  # called one by one: a slice would be a module FX cannot trace
+        for layer in hidden:
+            x = layer(x)
+        return x if pre_logits else last(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[-1] = new_head(self.classifier[-1], num_classes)
 
 
 _PAPER = dict(

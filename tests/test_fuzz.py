@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import save
@@ -75,6 +75,8 @@ def _pth_file() -> bytes:
 
 @FUZZ
 @given(data=mutations(_pth_file()))
+# a zip directory that claims several disks (zipfile.is_zipfile raised BadZipFile), found by this test
+@example(data=bytes(_apply(bytearray(_pth_file()), [(1803, 2)])))
 def test_pytorch_weight_files(tmp_path, data):
     path = _write(tmp_path, "weights.pth", data)
     try:

@@ -490,6 +490,11 @@ rows(  # features, advice, style transfer, experiments, export
     experiment_scale=Row(["experiment", "dropout", "--scale", "huge"], "invalid choice: 'huge'"),
     experiment_list=Row(["experiment", "--list"]),
     export_unknown=Row(["export", "lenet6", "-o", "x.onnx"], "unknown model 'lenet6'"),
+    draw_unknown=Row(["draw", "lenet6", "-o", "x.svg"], "unknown model 'lenet6'"),
+    draw_suffix=Row(["draw", "lenet5", "-o", "x.jpg"], "the picture is written as .svg, .png, .pdf"),
+    draw_style=Row(["draw", "lenet5", "--style", "towers", "-o", "x.svg"], "invalid choice: 'towers'"),
+    draw_input=Row(["draw", "lenet5", "--input", "3x32x32", "-o", "x.svg"], "lenet5 expects input (N, 1, 32, 32)"),
+    draw_no_folder=Row(["draw", "lenet5", "-o", "/no/such/x.svg"], "/no/such: no such directory"),
     export_run_weights=Row(
         lambda w: ["export", str(w.run), "--weights", "imagenet", "-o", str(w.root / "m.onnx")],
         "a run exports its own weights; --weights is for a model name",

@@ -74,17 +74,6 @@ def test_other_num_classes_and_reset_classifier(name):
         assert model(_input(name, 1, 3)).shape == _expected_shape(name, 1, 3)
 
 
-CLASSIFIERS = [n for n in cnnlab.list_models() if not n.startswith(("fcn", "dilated"))]
-
-
-@pytest.mark.parametrize("name", CLASSIFIERS)
-def test_every_classifier_has_the_timm_interface(name):
-    with torch.device("meta"):
-        model = cnnlab.create_model(name)
-    for method in ("forward_features", "forward_head", "reset_classifier"):
-        assert callable(getattr(model, method)), f"{name} lacks {method}"
-
-
 @pytest.mark.parametrize("name", [n for n in cnnlab.list_models() if n != "mlp"])
 def test_wrong_channels_raise_input_shape_error(name):
     info = cnnlab.get_model_info(name)

@@ -1,0 +1,97 @@
+"""Pictures of networks: the lectures' feature-map figures and data-flow graphs, as SVG whose text
+carries the analyser's numbers, and as PNG and PDF."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.draw import draw, save
+from cnnlab.errors import CnnlabError
+
+NS = "{http://www.w3.org/2000/svg}"
+
+
+def texts(svg: str) -> list[str]:
+    return [t.text for t in ET.fromstring(svg).iter(f"{NS}text")]  # parses: well-formed SVG
+
+
+def test_lenet5_as_the_paper_draws_it():
+    words = texts(draw("lenet5"))
+    assert [w for w in words if "@" in w or w.startswith(("f6", "output"))] == [
+        "input: 1@32x32",
+        "c1: 6@28x28",
+        "s2: 6@14x14",
+        "c3: 16@10x10",
+        "s4: 16@5x5",
+        "c5: 120@1x1",
+        "f6: 84",
+        "output: 10",
+    ]
+    # the paper's counts (Section II.B): C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164
+    params = [w for w in words if w.endswith(" params")]
+    assert params == ["156 params", "12 params", "1.52K params", "32 params", "48.1K params", "10.2K params"]
+    assert "118K MACs" in words and "conv 5x5/1" in words and "subsampling 2x2/2" in words and "RBF" in words
+
+
+def test_alexnet_two_towers_and_every_zoo_model_draws():
+    svg = draw("alexnet")
+    words = texts(svg)
+    assert "conv2: 2 x 128@27x27" in words and "conv g2" not in words and "conv 5x5/1 g2" in words
+    assert "fc6: 4096" in words and "fc8: 1000" in words
+    for name in cnnlab.list_models():  # on the meta device: shapes only
+        assert any("@" in w or ":" in w for w in texts(draw(name))), name
+
+
+def test_a_deep_network_collapses_its_repeated_blocks():
+    words = texts(draw("resnet152", style="graph"))
+    assert "layer3.0 .. layer3.35: Bottleneck x 36" in words and "1024x14x14" in words
+    assert len([w for w in words if ": " in w]) < 20
+    maps = texts(draw("resnet152"))  # the maps style folds each block, then runs of like blocks
+    assert "layer3.1 .. layer3.35: 1024@14x14" in maps and len(maps) < 60
+    assert "block: conv 1x1/1, conv 3x3/1, conv 1x1/1 x 35" in maps
+
+
+class Branchy(nn.Module):
+    """A user's network with a concatenation and an add."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 1)
+        self.c, self.fc = nn.Conv2d(16, 4, 3), nn.Linear(4 * 30 * 30, 10)
+
+    def forward(self, x):
+        y = torch.cat([self.a(x), self.b(x)], 1)
+        y = y + y.relu()
+        return self.fc(torch.flatten(self.c(y), 1))
+
+
+def test_the_graph_of_a_users_own_network():
+    svg = draw(Branchy(), (3, 32, 32), style="graph")
+    words = texts(svg)
+    for label, shape in (("a: Conv2d", "8x32x32"), ("cat", "16x32x32"), ("add", "16x32x32"), ("fc: Linear", "10")):
+        assert words[words.index(label) + 1] == shape
+    root = ET.fromstring(svg)
+    assert len([p for p in root.iter(f"{NS}path") if p.get("marker-end")]) == 11  # one arrow per edge
+    with pytest.raises(CnnlabError, match="Branchy does not say what input it takes"):
+        draw(Branchy())
+
+
+def test_files_and_the_command_line(tmp_path, capsys):
+    svg = draw("lenet5_modern")
+    assert save(svg, tmp_path / "a.svg").read_text() == svg
+    assert save(svg, tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert save(svg, tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
+    with pytest.raises(CnnlabError, match=r"a.jpg: the picture is written as .svg, .png, .pdf"):
+        save(svg, tmp_path / "a.jpg")
+    with pytest.raises(CnnlabError, match="style must be one of maps, graph"):
+        draw("lenet5", style="tower")
+    assert main(["draw", "resnet20", "--style", "graph", "-o", str(tmp_path / "r.svg")]) == 0
+    assert "wrote" in capsys.readouterr().out and "layer1.0" in (tmp_path / "r.svg").read_text()
+    assert main(["draw", "resnet20", "-o", str(tmp_path / "r.svg")]) == 2  # exists: --overwrite replaces
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["draw", "nin_cifar", "--input", "3x64x64", "-o", str(tmp_path / "c.svg")]) == 0
+    assert "input: 3@64x64" in (tmp_path / "c.svg").read_text()

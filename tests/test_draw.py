@@ -87,7 +87,7 @@ def test_files_and_the_command_line(tmp_path, capsys):
     assert save(svg, tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
     with pytest.raises(CnnlabError, match=r"a.jpg: the picture is written as .svg, .png, .pdf"):
         save(svg, tmp_path / "a.jpg")
-    with pytest.raises(CnnlabError, match="style must be one of maps, graph"):
+    with pytest.raises(CnnlabError, match="style must be one of maps, blocks, graph"):
         draw("lenet5", style="tower")
     assert main(["draw", "resnet20", "--style", "graph", "-o", str(tmp_path / "r.svg")]) == 0
     assert "wrote" in capsys.readouterr().out and "layer1.0" in (tmp_path / "r.svg").read_text()
@@ -95,3 +95,30 @@ def test_files_and_the_command_line(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["draw", "nin_cifar", "--input", "3x64x64", "-o", str(tmp_path / "c.svg")]) == 0
     assert "input: 3@64x64" in (tmp_path / "c.svg").read_text()
+
+
+def test_blocks_as_the_papers_tabulate_them():
+    vgg = texts(draw("vgg16", style="blocks"))  # configuration D, Table 1 of Simonyan & Zisserman
+    convs = [w for w in vgg if "conv" in w or "fc" in w]
+    assert convs == ["3x3 conv, 64", "3x3 conv, 128", "3x3 conv, 256", "3x3 conv, 512", "3x3 conv, 512"] + [
+        "fc 4096",
+        "fc 1000",
+    ]
+    assert [w for w in vgg if w.startswith("x ")] == ["x 2", "x 2", "x 3", "x 3", "x 3", "x 2"]
+    google = texts(draw("googlenet", style="blocks"))  # inception (3a), Table 1 of Szegedy et al.
+    i = google.index("1x1 conv, 64", google.index("3x3 conv, 192"))
+    assert google[i : i + 8] == [
+        "1x1 conv, 64",
+        "1x1 conv, 96",
+        "3x3 conv, 128",
+        "1x1 conv, 16",
+        "5x5 conv, 32",
+        "3x3 max pool",
+        "1x1 conv, 32",
+        "concatenate",
+    ]
+    assert "256@28x28" in google and google.count("concatenate") == 9
+    cifar = texts(draw("resnet20", style="blocks"))  # option A shortcuts: zero-padded identities
+    assert "identity, zero-padded, /2" in cifar and cifar.count("+") == 5 and "x 3" in cifar
+    assert "projection 1x1 conv, /2" in texts(draw("resnet18", style="blocks"))
+    assert "+" not in texts(draw("plain20", style="blocks"))  # no shortcuts, no sums

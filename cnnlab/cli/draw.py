@@ -17,7 +17,8 @@ def register(sub) -> None:
         "--style",
         choices=STYLES,
         default="maps",
-        help="maps: feature maps as boxes (LeNet/AlexNet figures); graph: the data-flow graph of any module",
+        help="maps: feature maps as boxes (LeNet/AlexNet figures); blocks: rows of layers, inception modules and "
+        "residual blocks (VGG/GoogLeNet/ResNet figures); graph: the data-flow graph of any module",
     )
     p.add_argument("-o", "--output", required=True, help="the picture: FILE.svg, FILE.png or FILE.pdf")
     p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")

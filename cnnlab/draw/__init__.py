@@ -1,6 +1,7 @@
 """Pictures of networks in the lectures' styles, from the model itself, with the analyser's
-numbers: `maps` (LeNet/AlexNet's stacks of feature maps; maps.py) and `graph` (a layered
-data-flow graph of any module; graph.py), as SVG text, and written as SVG, PNG or PDF."""
+numbers: `maps` (LeNet/AlexNet's stacks of feature maps; maps.py), `blocks` (VGG/GoogLeNet/
+ResNet's rows of layers and blocks; blocks.py) and `graph` (a layered data-flow graph of any
+module; graph.py), as SVG text, and written as SVG, PNG or PDF."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from ..errors import CnnlabError
 from ..factory import create_model, load_model
 from ..files import atomic_file
 from ..registry import get_model_info
+from .blocks import draw_blocks
 from .graph import draw_graph
 from .maps import draw_maps
 
-STYLES = ("maps", "graph")
+STYLES = ("maps", "blocks", "graph")
 FORMATS = (".svg", ".png", ".pdf")
 
 
@@ -30,9 +32,12 @@ def draw(model_or_name: nn.Module | str, input_size: tuple | None = None, style:
     model, title = _model(model_or_name)
     size = _input_size(model, title, input_size)
     model.eval()
+    heading = f"{title} ({'x'.join(map(str, size))} input)"
     if style == "maps":
-        return draw_maps(analyze(model, size), f"{title} ({'x'.join(map(str, size))} input)")
-    return draw_graph(model, size, f"{title} ({'x'.join(map(str, size))} input)")
+        return draw_maps(analyze(model, size), heading)
+    if style == "blocks":
+        return draw_blocks(model, analyze(model, size), heading)
+    return draw_graph(model, size, heading)
 
 
 def save(svg: str, path: str | os.PathLike) -> Path:

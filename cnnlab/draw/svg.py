@@ -43,7 +43,8 @@ class Canvas:
         self.parts.append(f'<path d="{d}" fill="none" stroke="#555" stroke-width="1"{extra}/>')
 
     def text(self, x: float, y: float, text: str, size: float = 10, anchor: str = "middle", bold: bool = False) -> None:
-        self._grow(x + len(text) * size * 0.3, y + size * 0.3)
+        width = len(text) * size * 0.6  # about right for a sans-serif face
+        self._grow(x + {"start": width, "middle": width / 2, "end": 0}[anchor], y + size * 0.3)
         weight = ' font-weight="bold"' if bold else ""
         self.parts.append(
             f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{weight}>{escape(text)}</text>'

@@ -42,7 +42,9 @@ def test_alexnet_two_towers_and_every_zoo_model_draws():
     words = texts(svg)
     assert "conv2: 2 x 128@27x27" in words and "conv g2" not in words and "conv 5x5/1 g2" in words
     assert "fc6: 4096" in words and "fc8: 1000" in words
-    for name in cnnlab.list_models():  # on the meta device: shapes only
+    for name in cnnlab.list_models():  # on the meta device: shapes only; resnet1202 is resnet110's code
+        if name == "resnet1202":
+            continue
         assert any("@" in w or ":" in w for w in texts(draw(name))), name
 
 

@@ -248,10 +248,13 @@ def test_plateau_cuts_the_lr_after_its_patience():
         cfg = recipe("mlp", "mnist", lr=0.1, schedule="plateau", gamma=0.5, plateau_patience=patience)
         opt = make_optimizer(cfg, torch.nn.Linear(2, 2))
         schedule, lrs = Schedule(cfg, opt, 10), []
-        for _ in range(5):
-            schedule.epoch_end(1.0)  # a training loss that never falls
+        for _ in range(6):
+            for _ in range(10):  # the steps of an epoch must keep the cut lr (they once reset it)
+                opt.step()
+                schedule.step()
             lrs.append(opt.param_groups[0]["lr"])
-        assert lrs.index(0.05) + 1 == cut_at
+            schedule.epoch_end(1.0)  # a training loss that never falls
+        assert lrs.index(0.05) == cut_at and all(a >= b for a, b in zip(lrs, lrs[1:]))  # never back up
     with pytest.raises(CnnlabError, match="plateau patience must be at least 1 epoch, got 0"):
         recipe("mlp", "mnist", plateau_patience=0).check()
 

@@ -110,6 +110,7 @@ class Schedule:
             main = sched.LambdaLR(opt, lambda s: cfg.gamma ** (s / steps_per_epoch))
         else:  # none, and plateau (which acts at epoch ends)
             main = sched.LambdaLR(opt, lambda s: 1.0)
+        self.main = main
         if self.warmup:
             warm = sched.LinearLR(opt, start_factor=1e-3, total_iters=self.warmup)
             main = sched.SequentialLR(opt, [warm, main], milestones=[self.warmup])
@@ -126,6 +127,8 @@ class Schedule:
     def epoch_end(self, loss: float) -> None:
         if self.plateau is not None:
             self.plateau.step(loss)
+            # the per-step schedule sets lr = base lr x 1 at every step: a cut must move its base
+            self.main.base_lrs = [g["lr"] for g in self.plateau.optimizer.param_groups]
 
     def state_dict(self) -> dict:
         state = {"per_step": self.per_step.state_dict()}

@@ -56,7 +56,7 @@ def unit_health(x: Setup, arm: Arm, run) -> dict:
             "every non-saturating non-linearity trains faster than the saturating ones",
             LOWER.format(
                 a="the final training error of the worst of ReLU, leaky ReLU and maxout",
-                b="the better of sigmoid and tanh",
+                b="that of the better of sigmoid and tanh",
                 margin="1 point",
             ),
         ),

@@ -17,11 +17,11 @@ PLAIN, DROPOUT = "dropout 0.0", "dropout 0.5"
     [
         Part(
             "dropout lowers the test error",
-            LOWER.format(a="the dropout net's test error", b="the plain net", margin="0.3 points"),
+            LOWER.format(a="the dropout net's test error", b="the plain net's", margin="0.3 points"),
         ),
         Part(
             "dropout narrows the train-test accuracy gap",
-            LOWER.format(a="its gap", b="the plain net", margin="1 point"),
+            LOWER.format(a="its gap", b="the plain net's", margin="1 point"),
         ),
     ],
     seeds=3,

@@ -13,7 +13,7 @@ HELD, NOT_HELD, INCONCLUSIVE, PARTLY = "held", "did not hold", "inconclusive", "
 
 # the usual criterion of "A is lower than B", in the words of lower_verdict
 LOWER = (
-    "held if the mean of {a} is below {b}'s by more than {margin} and by more than twice the standard error of "
+    "held if the mean of {a} is below {b} by more than {margin} and by more than twice the standard error of "
     "the difference over seeds; did not hold if it is not below at all; inconclusive in between"
 )
 

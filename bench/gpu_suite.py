@@ -123,21 +123,25 @@ def reproduction(device: torch.device, seconds_left: float, speed: float, out: P
     return {k: result[k] for k in ("name", "paper", "ours", "unit", "seconds", "changed_from_the_paper_recipe")}
 
 
+def _mfu(row: dict) -> str:
+    return f"{100 * row['mfu']:.1f} %" if row["mfu"] is not None else "-"
+
+
 def markdown(results: dict) -> str:
     lines = [f"# GPU suite, {results['date']}", "", f"{results['device']}, torch {results['torch']}", ""]
     lines += ["| step | model | batch | images/s | TFLOP/s | MFU |", "|---|---|---|---|---|---|"]
     for label in ("trainer", "bare", "resnet50"):
         r = results[label]
-        mfu = f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "-"
-        lines.append(f"| {label} | {r['model']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['tflops']} | {mfu} |")
+        lines.append(
+            f"| {label} | {r['model']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['tflops']} | {_mfu(r)} |"
+        )
     lines += ["", f"trainer / bare step: {results['trainer_over_bare']:.2f}", "", "## Zoo", ""]
     lines += ["| model | batch | images/s | MFU |", "|---|---|---|---|"]
     for r in results["zoo"]:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['batch']} | {r['error']} | |")
             continue
-        mfu = f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "-"
-        lines.append(f"| {r['model']} | {r['batch']} | {r['images_per_s']:,.0f} | {mfu} |")
+        lines.append(f"| {r['model']} | {r['batch']} | {r['images_per_s']:,.0f} | {_mfu(r)} |")
     lines += ["", "## Reproduction", "", "    " + json.dumps(results["reproduction"]), ""]
     return "\n".join(lines)
 

@@ -13,7 +13,6 @@ it from its official URL; either way the file's sha256 must start with the hash 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import pickle
 import warnings
@@ -160,11 +159,9 @@ def num_classes_in(name: str, state: Mapping[str, Tensor], **kwargs) -> int | No
     its classifier layer, found by the layer's name (keys come in any order: safetensors sorts
     them); None for a model without a classifier or a state dict without that layer."""
     model = meta_model(name, **kwargs)
-    if not hasattr(model, "get_classifier"):
+    if not hasattr(model, "classifier_key"):
         return None
-    head = model.get_classifier()
-    first = next(k for k, _ in itertools.chain(head.named_parameters(), head.named_buffers()))
-    tensor = state.get(f"{model.classifier_name}.{first}")
+    tensor = state.get(model.classifier_key)
     return tensor.shape[0] if tensor is not None and tensor.ndim >= 2 else None
 
 

@@ -43,16 +43,17 @@ def draw(model_or_name: nn.Module | str, input_size: tuple | None = None, style:
 def save(svg: str, path: str | os.PathLike) -> Path:
     """Write the picture atomically: SVG as it is, PNG and PDF converted by CairoSVG."""
     path = Path(path)
-    if path.suffix.lower() not in FORMATS:
+    kind = path.suffix.lower()
+    if kind not in FORMATS:
         raise CnnlabError(f"{path}: the picture is written as {', '.join(FORMATS)}; name the file so")
     with atomic_file(path, path.suffix) as tmp:
-        if path.suffix.lower() == ".svg":
+        if kind == ".svg":
             Path(tmp).write_text(svg, encoding="utf-8")
         else:
             import cairosvg  # the optional extra cnnlab[draw]
 
-            convert = cairosvg.svg2png if path.suffix.lower() == ".png" else cairosvg.svg2pdf
-            kwargs = {"scale": 2.0} if path.suffix.lower() == ".png" else {}
+            convert = cairosvg.svg2png if kind == ".png" else cairosvg.svg2pdf
+            kwargs = {"scale": 2.0} if kind == ".png" else {}
             convert(bytestring=svg.encode(), write_to=str(tmp), **kwargs)
     return path
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 
 from .base import CIFAR_SMALL, Arm, Outcome, Setup, curves, experiment, model_cost, standard_table
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, Finding, Part, finals, lower_verdict, pct, test_error
+from .verdicts import Finding, Part, at_most, finals, lower_verdict, pct, test_error
 
 FULL, NO_FC, NO_CONV, NO_BOTH = "full", "without fc6, fc7", "without conv3, conv4", "without both"
 LITTLE = (
@@ -18,10 +18,6 @@ LITTLE = (
 def rise(err: dict, label: str) -> float:
     """How many points of test error removing layers cost, mean over seeds."""
     return statistics.mean(err[label]) - statistics.mean(err[FULL])
-
-
-def little(points: float) -> str:
-    return HELD if points <= 2 else NOT_HELD if points > 5 else INCONCLUSIVE
 
 
 @experiment(
@@ -78,8 +74,10 @@ def alexnet_ablation(x: Setup) -> Outcome:
         err = {label: finals(runs, label, test_error) for label in choices}
         worse = max((NO_FC, NO_CONV), key=lambda label: statistics.mean(err[label]))
         return [
-            Finding(little(rise(err, NO_FC)), f"{NO_FC} {rise(err, NO_FC):+.1f} points (full: {pct(err[FULL])})"),
-            Finding(little(rise(err, NO_CONV)), f"{NO_CONV} {rise(err, NO_CONV):+.1f} points"),
+            Finding(
+                at_most(rise(err, NO_FC), 2, 5), f"{NO_FC} {rise(err, NO_FC):+.1f} points (full: {pct(err[FULL])})"
+            ),
+            Finding(at_most(rise(err, NO_CONV), 2, 5), f"{NO_CONV} {rise(err, NO_CONV):+.1f} points"),
             Finding(
                 lower_verdict(err[worse], err[NO_BOTH]),
                 f"test error {NO_BOTH} {pct(err[NO_BOTH])} vs {worse} {pct(err[worse])}",

@@ -10,7 +10,7 @@ from torch import nn
 from ..analysis import analyze
 from ..models import InceptionModule
 from .base import CIFAR_SMALL, Arm, Outcome, Setup, curves, experiment, model_cost, standard_table
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, Finding, Part, finals, pct, test_error
+from .verdicts import Finding, Part, at_most, finals, pct, test_error
 
 NAIVE, REDUCED = "naive", "with 1x1 reductions"
 
@@ -65,13 +65,13 @@ def bottleneck(x: Setup) -> Outcome:
         worse = statistics.mean(err[REDUCED]) - statistics.mean(err[NAIVE])
         return [
             Finding(
-                HELD if ratio <= 0.5 else NOT_HELD if ratio > 0.8 else INCONCLUSIVE,
+                at_most(ratio, 0.5, 0.8),
                 f"multiply-adds with reductions {100 * ratio:.0f} % of naive ({cost[REDUCED]['macs'] / 1e6:.2f}M "
                 f"vs {cost[NAIVE]['macs'] / 1e6:.2f}M; GoogLeNet's inception (3a): "
                 f"{googlenet[REDUCED] / 1e6:.0f}M vs {googlenet[NAIVE] / 1e6:.0f}M)",
             ),
             Finding(
-                HELD if worse <= 2 else NOT_HELD if worse > 5 else INCONCLUSIVE,
+                at_most(worse, 2, 5),
                 f"test error {pct(err[REDUCED])} vs {pct(err[NAIVE])}",
             ),
         ]

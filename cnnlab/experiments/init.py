@@ -22,7 +22,7 @@ from .base import (
     standard_table,
     test_batch,
 )
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, Finding, Part, finals, pct
+from .verdicts import Finding, Part, band, both, finals, pct
 
 
 def activation_std_at_init(x: Setup, arm: Arm, seed: int) -> list[dict]:
@@ -39,18 +39,6 @@ def activation_std_at_init(x: Setup, arm: Arm, seed: int) -> list[dict]:
         {"layer": i + 1, "activation_std": a["out_std"], "grad_norm": w["grad_norm"]}
         for i, (a, w) in enumerate(zip(acts, linears))
     ]
-
-
-def band(value: float, held: tuple[float, float], fails: tuple[float, float]) -> str:
-    """HELD inside `held` (low, high), NOT_HELD outside `fails`, INCONCLUSIVE in between."""
-    if held[0] <= value <= held[1]:
-        return HELD
-    return NOT_HELD if not fails[0] <= value <= fails[1] else INCONCLUSIVE
-
-
-def both(a: str, b: str) -> str:
-    """Two conditions of one part: held when both hold, did not hold when either fails."""
-    return HELD if a == b == HELD else NOT_HELD if NOT_HELD in (a, b) else INCONCLUSIVE
 
 
 # (activation std ratio layer 10 / layer 1, test accuracy in %): where each part holds and where it fails

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import CIFAR_SMALL, Arm, Outcome, Setup, curves, experiment, standard_table
-from .verdicts import HELD, INCONCLUSIVE, NOT_HELD, Finding, Part, compare, finals, loss, not_evidence, test_error
+from .verdicts import Finding, Part, both, compare, finals, loss, not_evidence, test_error
 
 DECAYING = ("step", "exponential", "plateau", "cosine")
 
@@ -54,9 +54,7 @@ def lr_schedules(x: Setup) -> Outcome:
         for name in DECAYING:
             by_loss = compare(runs, name, "constant", loss_of, "final training loss", 0.02, loss)
             by_error = compare(runs, name, "constant", test_error, "test error")
-            verdicts = (by_loss.verdict, by_error.verdict)
-            verdict = HELD if verdicts == (HELD, HELD) else NOT_HELD if NOT_HELD in verdicts else INCONCLUSIVE
-            finding = Finding(verdict, f"{by_loss.numbers}, {by_error.numbers}")
+            finding = Finding(both(by_loss.verdict, by_error.verdict), f"{by_loss.numbers}, {by_error.numbers}")
             lrs = {r["lr"] for k, h in runs.items() if k.rsplit("-seed", 1)[0] == name for r in h}
             if len(lrs) == 1:
                 finding = not_evidence(finding, f"the {name} arm never cut the rate (lr {lrs.pop():g} throughout)")

@@ -36,6 +36,23 @@ class Finding:
     seeds: str = ""
 
 
+def band(value: float, held: tuple[float, float], fails: tuple[float, float]) -> str:
+    """HELD inside `held` (low, high), NOT_HELD outside `fails`, INCONCLUSIVE in between."""
+    if held[0] <= value <= held[1]:
+        return HELD
+    return NOT_HELD if not fails[0] <= value <= fails[1] else INCONCLUSIVE
+
+
+def at_most(value: float, held: float, fails: float) -> str:
+    """HELD up to `held`, NOT_HELD above `fails`, INCONCLUSIVE in between."""
+    return band(value, (-math.inf, held), (-math.inf, fails))
+
+
+def both(a: str, b: str) -> str:
+    """Two conditions of one part: held when both hold, did not hold when either fails."""
+    return HELD if a == b == HELD else NOT_HELD if NOT_HELD in (a, b) else INCONCLUSIVE
+
+
 def overall(findings: list[Finding]) -> str:
     """Held when every part held; partly held when some did; did not hold when none held and one
     was reversed; inconclusive when every part was."""

@@ -95,21 +95,26 @@ class Classifier:
         return self.get_submodule(self.classifier_name)
 
     @property
+    def classifier_key(self) -> str:
+        """The state-dict key of the classifier's (classes, features, ...) tensor."""
+        return f"{self.classifier_name}.{_scores_of(self.get_classifier())[0]}"
+
+    @property
     def num_classes(self) -> int:
-        return _scores_of(self.get_classifier()).shape[0]
+        return _scores_of(self.get_classifier())[1].shape[0]
 
     @property
     def num_features(self) -> int:
-        return _scores_of(self.get_classifier()).shape[1]
+        return _scores_of(self.get_classifier())[1].shape[1]
 
     def reset_classifier(self, num_classes: int) -> None:
         self.set_submodule(self.classifier_name, new_head(self.get_classifier(), num_classes))
 
 
-def _scores_of(layer: nn.Module) -> Tensor:
-    """The classifier's first tensor: (classes, features, ...) for a linear or convolutional layer
-    (also inside a block) and for LeNet-5's RBF codes."""
-    return next(itertools.chain(layer.parameters(), layer.buffers()))
+def _scores_of(layer: nn.Module) -> tuple[str, Tensor]:
+    """The classifier's first tensor and its name in the layer: (classes, features, ...) for a
+    linear or convolutional layer (also inside a block) and for LeNet-5's RBF codes."""
+    return next(itertools.chain(layer.named_parameters(), layer.named_buffers()))
 
 
 def new_head(old: nn.Linear, num_classes: int) -> nn.Linear:

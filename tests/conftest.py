@@ -25,3 +25,17 @@ def _seed():
 
 def n_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def temperatures_csv(path, days=900, seed=0):
+    """Daily mean temperatures (a yearly cycle plus noise) as the lectures' table: the last three
+    days' means and tomorrow's."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+    t = [10 + 8 * math.sin(2 * math.pi * d / 365) + rng.gauss(0, 1.5) for d in range(days)]
+    lines = ["day_minus_2,day_minus_1,today,tomorrow"]
+    lines += [f"{t[i - 2]:.2f},{t[i - 1]:.2f},{t[i]:.2f},{t[i + 1]:.2f}" for i in range(2, days - 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path

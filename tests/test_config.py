@@ -18,6 +18,7 @@ from cnnlab.train.state import RESUME_MAY_CHANGE
 OTHER = {
     "dataset": "cifar10",
     "epochs": 3,
+    "engine": "numpy",
     "batch_size": 64,
     "optimizer": "adamw",
     "lr": 0.2,
@@ -143,7 +144,7 @@ def test_sources_are_layered_flags_over_file_over_recipe(tmp_path):
 
 def test_what_a_resumed_run_may_change_is_declared():
     resumable = {f.name for f in fields(TrainConfig) if f.metadata["resumable"]}
-    assert RESUME_MAY_CHANGE == resumable | {"cnnlab_version", "git_hash"}
+    assert RESUME_MAY_CHANGE == resumable | {"cnnlab_version", "git_hash", "hardware", "torch_version", "started"}
     assert {"epochs", "device", "compile", "max_steps", "out", "early_stop"} <= resumable
     assert not {"lr", "optimizer", "schedule", "dataset", "batch_size", "augment"} & resumable
 

@@ -35,6 +35,8 @@ ARGS = [
     "crop",
     "--device",
     "cpu",
+    "--test-per-class",
+    "200",
     "--data-dir",
     str(DATA),
 ]
@@ -73,7 +75,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     import json
 
     ra, rb = json.loads(one_metrics[-1]), json.loads(two_metrics[-1])
-    assert abs(ra["test_top1"] - rb["test_top1"]) <= 2e-4 and abs(ra["train_loss"] - rb["train_loss"]) < 1e-4
+    assert abs(ra["test_top1"] - rb["test_top1"]) <= 1 / 2000 and abs(ra["train_loss"] - rb["train_loss"]) < 1e-4
 
 
 def torchrun(*options: str) -> list[str]:
@@ -121,7 +123,7 @@ def test_a_job_torchrun_restarts_continues_its_own_run_from_its_last_checkpoint(
 
     def die_after_the_second(self, *a):  # a worker killed after the checkpoint of step 40
         real(self, *a)
-        if len(a) == 7 and a[4].steps_done == 40:
+        if len(a) >= 7 and a[4].steps_done == 40:  # the checkpoint inside an epoch
             raise KeyboardInterrupt
 
     args[-1] = str(run)
@@ -154,7 +156,7 @@ def test_a_worker_killed_mid_epoch_makes_torchrun_restart_a_job_that_ends_bit_id
     job never interrupted. (Before each attempt had its own keys in torchrun's store, the restarted
     processes read the dead one's address about every other time and the job failed.)"""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [*ARGS, "--max-steps", "240", "--checkpoint-steps", "20"]  # one epoch is 938 steps
+    args = [*ARGS, "--max-steps", "120", "--checkpoint-steps", "20"]  # one epoch is 938 steps
     job = torchrun("--standalone", "--nproc-per-node=2", "--max-restarts=1")
     straight = subprocess.run(
         [*job, *args, "--out", str(tmp_path / "straight")], capture_output=True, text=True, env=env
@@ -163,14 +165,14 @@ def test_a_worker_killed_mid_epoch_makes_torchrun_restart_a_job_that_ends_bit_id
     run = tmp_path / "killed"
     proc = subprocess.Popen([*job, *args, "--out", str(run)], stdout=PIPE, stderr=PIPE, text=True, env=env)
     end = time.time() + 120
-    while steps_saved(run) < 60:
+    while steps_saved(run) < 40:
         assert proc.poll() is None and time.time() < end, "no checkpoint came"
         time.sleep(0.02)
     os.kill(workers(proc.pid)[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     assert "torchrun restarted the job: continuing from the last checkpoint" in out
-    assert load(run / "checkpoint.safetensors")[1]["steps_done"] == 240
+    assert load(run / "checkpoint.safetensors")[1]["steps_done"] == 120
     a, _ = load(tmp_path / "straight" / "model.safetensors")
     b, _ = load(run / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit for bit

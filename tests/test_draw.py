@@ -122,3 +122,13 @@ def test_blocks_as_the_papers_tabulate_them():
     assert "identity, zero-padded, /2" in cifar and cifar.count("+") == 5 and "x 3" in cifar
     assert "projection 1x1 conv, /2" in texts(draw("resnet18", style="blocks"))
     assert "+" not in texts(draw("plain20", style="blocks"))  # no shortcuts, no sums
+
+
+def test_fcn_skip_links_as_long_et_al_draw_them():
+    fcn8 = texts(draw("fcn8s", style="blocks"))  # Fig. 3: pool4's scores, then pool3's, added to the upsampled
+    assert fcn8.count("+") == 2 and "skip from pool4" in fcn8 and "skip from pool3" in fcn8
+    assert fcn8.index("skip from pool4") < fcn8.index("skip from pool3")
+    assert "score_pool4: 1x1 conv, 21" in fcn8 and fcn8.count("4x4 transposed conv, 21, x2") == 2
+    assert "16x16 transposed conv, 21, x8" in fcn8
+    fcn32 = texts(draw("fcn32s", style="blocks"))  # no skip: one x32 upsampling
+    assert "+" not in fcn32 and "64x64 transposed conv, 21, x32" in fcn32

@@ -154,6 +154,7 @@ def test_a_centred_run_trains_on_the_0_255_scale_and_is_evaluated_so(tmp_path):
         optimizer="sgd",
         schedule="none",
         train_per_class=200,
+        test_per_class=200,
         data_dir=str(DATA),
         out=str(tmp_path / "c"),
     )
@@ -169,7 +170,7 @@ def test_a_centred_run_trains_on_the_0_255_scale_and_is_evaluated_so(tmp_path):
     ).batch(torch.arange(10_000))
     assert x.min() == pytest.approx(-0.4914 * 255, abs=1e-3) and x.max() == pytest.approx(255 - 0.4465 * 255, abs=1e-3)
     assert x.mean((0, 2, 3)).abs().max() < 2  # centred: the test split's mean is close to the training set's
-    ev = evaluate_runs([tmp_path / "c"], data_dir=str(DATA))
+    ev = evaluate_runs([tmp_path / "c"], data_dir=str(DATA), per_class=200)
     assert ev["top1"] == pytest.approx(result["test"]["top1"], abs=1e-6) and ev["top1"] > 0.15
 
 

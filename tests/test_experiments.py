@@ -183,6 +183,10 @@ def test_every_experiment_runs_end_to_end(name, tmp_path):
     assert [p["verdict"] for p in metrics["parts"]] == [f.verdict for f in result.findings]
     assert all(len(h) == 1 for h in metrics["runs"].values())
     assert (tmp_path / name / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / name / "report.html").read_text()  # the same report as a page, its runs compared
+    assert f"<strong>Verdict: {result.verdict}</strong>" in page and 'src="data:image/png;base64,' in page
+    trained = [k for k, h in result.runs.items() if not h[-1].get("diverged")]
+    assert "<h2>Runs compared</h2>" in page and all(f"<td>{key}</td>" in page for key in trained)
 
 
 def test_cli_lists_and_refuses(capsys):
@@ -268,3 +272,6 @@ def test_gallery_page_from_reports(tmp_path):
     assert "`cnnlab experiment dropout --scale small --seeds 1` (54 s)" in text
     assert "Not run yet: relu-vs-tanh, depth" in text
     assert (tmp_path / "docs" / "experiments" / "dropout.png").read_bytes()[:4] == b"\x89PNG"
+    html = (tmp_path / "docs" / "experiments.html").read_text()  # the same page in HTML, its plots inside
+    assert '<section id="dropout"><h2>dropout</h2>' in html and "<strong>Verdict: partly held</strong>" in html
+    assert html.count('src="data:image/png;base64,') == 2 and "experiments/dropout.png" not in html

@@ -92,6 +92,10 @@ def test_sigkill_at_several_points_then_resume_reaches_the_same_weights(tmp_path
     assert all(torch.equal(final[k], weights[k]) for k in weights)  # bit-identical on the CPU
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["test_top1"] for r in rows] == accuracies  # each epoch once, the same numbers
+    steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
+    assert [len(s["loss"]) for s in steps] == [235, 235]  # every step once, those before each kill included
+    for s, r in zip(steps, rows):
+        assert sum(s["loss"]) / 235 == pytest.approx(r["train_loss"], rel=1e-5)
 
 
 @pytest.mark.slow

@@ -495,6 +495,23 @@ rows(  # features, advice, style transfer, experiments, export
     draw_style=Row(["draw", "lenet5", "--style", "towers", "-o", "x.svg"], "invalid choice: 'towers'"),
     draw_input=Row(["draw", "lenet5", "--input", "3x32x32", "-o", "x.svg"], "lenet5 expects input (N, 1, 32, 32)"),
     draw_no_folder=Row(["draw", "lenet5", "-o", "/no/such/x.svg"], "/no/such: no such directory"),
+    report_no_run=Row(["report", "/no/such/run", "-o", "r.html"], "/no/such/run: not a run folder"),
+    report_not_a_run=Row(lambda w: ["report", str(w.root), "-o", str(w.root / "r.html")], "not a run directory"),
+    report_no_folder=Row(lambda w: ["report", str(w.run), "-o", "/no/such/r.html"], "/no/such: no such directory"),
+    backprop_unknown=Row(["backprop", "lenet6"], "unknown model 'lenet6'"),
+    backprop_unsupported=Row(["backprop", "lenet5"], "no NumPy layer for PartialConv2d"),
+    backprop_input=Row(
+        ["backprop", "lenet5_modern", "--input", "3x28x28"], "lenet5_modern expects input (N, 1, 28, 28)"
+    ),
+    engine_optimizer=Row(
+        ["train", "lenet5_modern", "--engine", "numpy", "--optimizer", "rmsprop"], "has the optimisers sgd, adam"
+    ),
+    engine_device=Row(["train", "lenet5_modern", "--engine", "numpy", "--device", "cuda"], "runs on the CPU"),
+    engine_unknown=Row(["train", "lenet5_modern", "--engine", "jax"], "invalid choice: 'jax'"),
+    engine_model=Row(
+        lambda w: ["train", "lenet5", "--engine", "numpy", "--data-dir", str(DATA), "--out", str(w.root / "e")],
+        "no NumPy layer for PartialConv2d",
+    ),
     export_run_weights=Row(
         lambda w: ["export", str(w.run), "--weights", "imagenet", "-o", str(w.root / "m.onnx")],
         "a run exports its own weights; --weights is for a model name",

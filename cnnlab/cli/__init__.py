@@ -10,7 +10,7 @@ import sys
 
 from .. import __version__
 from ..errors import CnnlabError
-from . import draw, evaluation, experiments, export, reproduce, style, training, transfer, zoo
+from . import backprop, draw, evaluation, experiments, export, report, reproduce, style, training, transfer, zoo
 
 # errors of the place a file goes, not of the program: each with what to do
 PLACE_ERRORS = {
@@ -25,7 +25,7 @@ PLACE_ERRORS = {
     errno.ENAMETOOLONG: "choose a shorter name",
 }
 # in the order `--help` lists them
-GROUPS = (zoo, training, evaluation, transfer, style, experiments, reproduce, export, draw)
+GROUPS = (zoo, training, evaluation, transfer, style, experiments, reproduce, export, draw, report, backprop)
 
 
 class Parser(argparse.ArgumentParser):

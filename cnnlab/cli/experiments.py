@@ -28,13 +28,19 @@ def register(sub) -> None:
         "(small scale: 3 where an arm takes under a minute, else 1; full scale: 1)",
     )
     p.add_argument("--out", help="report folder (default runs/experiments/NAME; for all: the parent folder)")
-    p.add_argument("--gallery", metavar="PAGE.md", help="also write a Markdown page of every report found beside it")
+    p.add_argument(
+        "--gallery",
+        metavar="PAGE.md",
+        help="also write a Markdown page of every report found beside it, and the same page as HTML (PAGE.html)",
+    )
     p.set_defaults(func=cmd_experiment)
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     if args.gallery is not None and not args.name:
         raise CnnlabError("--gallery writes the page of an experiment's reports: give an experiment, or all")
+    if args.gallery is not None and Path(args.gallery).suffix.lower() != ".md":
+        raise CnnlabError(f"--gallery {args.gallery}: name the Markdown page PAGE.md (PAGE.html is written beside it)")
     if args.gallery is not None:
         check_output(args.gallery, overwrite=True, flag="--gallery")  # before hours of training, not after
     if args.list or not args.name:
@@ -47,10 +53,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         for name in EXPERIMENTS:
             run_experiment(name, args.scale, args.seeds, root / name)
         if args.gallery:
-            print(f"wrote {write_gallery(root, Path(args.gallery))}")
+            page = write_gallery(root, Path(args.gallery))
+            print(f"wrote {page} and {page.with_suffix('.html')}")
         return 0
     out = Path(args.out or Path("runs") / "experiments" / args.name)
     run_experiment(args.name, args.scale, args.seeds, out)
     if args.gallery:
-        print(f"wrote {write_gallery(out.parent, Path(args.gallery))}")
+        page = write_gallery(out.parent, Path(args.gallery))
+        print(f"wrote {page} and {page.with_suffix('.html')}")
     return 0

@@ -22,12 +22,14 @@ class Row:
     """One row of the figure: a layer, an inception module or a residual block."""
 
     name: str
-    kind: str  # layer, branched, residual
+    kind: str  # layer, branched, residual, skip (an FCN's scores of a pool layer, added further down)
     lines: list[list[str]] = field(default_factory=list)  # layer: [[text]]; branched: a list per branch
     shortcut: str = ""  # residual: identity, projection ..., or "" for none (a plain net's block)
     shape: tuple = ()
     fill: str = FILL["conv"]
     repeat: int = 1
+    tap: str = ""  # an FCN's pool layer whose output a skip link takes ("pool3", "pool4")
+    source: str = ""  # skip: the pool layer it takes
 
     def same(self, other: Row) -> bool:
         return (self.kind, self.lines, self.shortcut, self.shape) == (
@@ -43,6 +45,8 @@ def words(row: LayerRow) -> str:
     out = row.output_shape[1] if len(row.output_shape) > 1 else ""
     if row.kind == "fc":
         return f"fc {out}"
+    if "Transpose" in row.type:  # upsampling: the stride multiplies the size
+        return f"{row.kernel[0]}x{row.kernel[1]} transposed conv, {out}, x{row.stride[0]}"
     stride = f", /{row.stride[0]}" if row.stride and row.stride[0] > 1 else ""
     if row.kind == "conv":
         k = f"{row.kernel[0]}x{row.kernel[1]}"
@@ -81,7 +85,20 @@ def rows(model: nn.Module, result: Analysis) -> list[Row]:
                 row.lines.append([words(r)])
         if row.kind == "branched":
             row.shape = (mod.out_channels, *r.output_shape[2:])
-    return collapse(out)
+    return collapse(skip_links(model, out))
+
+
+def skip_links(model: nn.Module, out: list[Row]) -> list[Row]:
+    """An FCN's skip links (Long et al., Fig. 3): its pool3 and pool4 rows marked as taps, and the
+    scores taken from them as skip rows, drawn as arcs to the sum with the upsampled scores."""
+    for pool in ("pool3", "pool4"):
+        index = getattr(model, f"{pool}_index", None)
+        for r in out:
+            if index is not None and r.name == f"features.{index}":
+                r.tap = pool
+            if r.name == f"score_{pool}":
+                r.kind, r.source = "skip", pool
+    return out
 
 
 def _prefixes(name: str) -> list[str]:
@@ -121,7 +138,11 @@ def draw_blocks(model: nn.Module, result: Analysis, title: str) -> str:
     shape = "x".join(map(str, result.input_size))
     c.text(x + WIDTH / 2, y + 10, f"input {shape}", size=10)
     y += 18
+    taps: dict[str, float] = {}
     for r in rows(model, result):
+        if r.kind == "skip":
+            y = _skip(c, r, x, y, taps[r.source], 12 + 24 * (r.source == "pool3"))
+            continue
         c.line([(x + WIDTH / 2, y), (x + WIDTH / 2, y + 10)])
         y += 12
         top = y
@@ -130,6 +151,8 @@ def draw_blocks(model: nn.Module, result: Analysis, title: str) -> str:
         if r.repeat > 1:
             c.text(x - 10, (top + y) / 2 + 4, f"x {r.repeat}", 11, "end", bold=True)
         c.text(x - 10, (top + y) / 2 + (18 if r.repeat > 1 else 4), r.name, 8.5, "end")
+        if r.tap:
+            taps[r.tap] = (top + y) / 2
     return c.svg(title)
 
 
@@ -181,3 +204,16 @@ def _residual(c: Canvas, r: Row, x: float, y: float) -> float:
         c.text(mid, y + 16, "+", 11, bold=True)
         return y + 20
     return y
+
+
+def _skip(c: Canvas, r: Row, x: float, y: float, tap_y: float, offset: float) -> float:
+    """The sum of the upsampled scores above and the scores of a pool layer, which come along an
+    arc from that layer's row: "+ score_pool4: 1x1 conv, 21"."""
+    mid, right = x + WIDTH / 2, x + WIDTH + offset
+    c.line([(mid, y), (mid, y + 6)], arrow=False)
+    c.rect(mid - 8, y + 6, 16, 16, FILL["other"], rx=8)
+    c.text(mid, y + 18, "+", 11, bold=True)
+    c.line([(x + WIDTH, tap_y), (right, tap_y), (right, y + 14), (mid + 9, y + 14)])
+    c.text(mid + 14, y + 28, f"{r.name}: {r.lines[0][0]}", 8.5, "start")
+    c.text(x - 10, y + 18, f"skip from {r.source}", 8.5, "end")
+    return y + 30

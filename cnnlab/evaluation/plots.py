@@ -31,10 +31,7 @@ def write_gallery(result: dict, path: Path, count: int = 32) -> Path | None:
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
-        if isinstance(data, DeviceData):
-            img = data.images[i].permute(1, 2, 0).cpu().numpy()
-        else:
-            img = np.asarray(data.dataset.read(i))
+        img = shown_image(data, i)
         ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
         true, pred = data.classes[data.labels[i]], data.classes[predicted[i]]
         ax.set_title(f"{true} -> {pred}\n{100 * probs[i, predicted[i]].item():.0f}%", fontsize=7)
@@ -42,6 +39,13 @@ def write_gallery(result: dict, path: Path, count: int = 32) -> Path | None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_figure(fig, path, dpi=110)
+
+
+def shown_image(data, i: int) -> np.ndarray:
+    """Test image `i` as it is shown (H, W, C), before normalisation: uint8 or floats in [0, 1]."""
+    if isinstance(data, DeviceData):
+        return data.images[i].permute(1, 2, 0).cpu().numpy()
+    return np.asarray(data.dataset.read(i))
 
 
 def write_confusion(result: dict, out_dir: Path) -> list[Path]:
@@ -54,8 +58,14 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
         w.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, result["confusion"]):
             w.writerow([name, *row])
+    fig = confusion_figure(result["confusion"], classes, f"{result['dataset']}: top-1 {100 * result['top1']:.2f} %")
+    return [csv_path, save_figure(fig, out_dir / "confusion.png", dpi=120)]
+
+
+def confusion_figure(matrix: list[list[int]], classes: list[str], title: str):
+    """The confusion matrix (rows true, columns predicted) as a figure, with counts up to 20 classes."""
     plt = pyplot()
-    m = np.array(result["confusion"])
+    m = np.array(matrix)
     size = max(4, 0.45 * len(classes) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(m, cmap="Blues")
@@ -66,22 +76,21 @@ def write_confusion(result: dict, out_dir: Path) -> list[Path]:
     if len(classes) <= 20:
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(
-                    j,
-                    i,
-                    str(m[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if m[i, j] > m.max() / 2 else "black",
-                )
-    ax.set_title(f"{result['dataset']}: top-1 {100 * result['top1']:.2f} %")
+                colour = "white" if m[i, j] > m.max() / 2 else "black"
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_title(title)
     fig.tight_layout()
-    return [csv_path, save_figure(fig, out_dir / "confusion.png", dpi=120)]
+    return fig
 
 
 def grid_png(tiles: Tensor, path: Path, title: str, columns: int | None = None) -> Path:
     """Save (N, C, H, W) tiles (C = 1 or 3), each scaled to its own range, as one PNG grid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(grid_figure(tiles, title, columns), path, dpi=100)
+
+
+def grid_figure(tiles: Tensor, title: str, columns: int | None = None, tile_inches: float = 0.8):
+    """(N, C, H, W) tiles (C = 1 or 3), each scaled to its own range, as one figure."""
     plt = pyplot()
 
     n = tiles.shape[0]
@@ -90,14 +99,14 @@ def grid_png(tiles: Tensor, path: Path, title: str, columns: int | None = None) 
     lo = tiles.flatten(1).min(1).values.view(-1, 1, 1, 1)
     hi = tiles.flatten(1).max(1).values.view(-1, 1, 1, 1)
     tiles = ((tiles - lo) / (hi - lo).clamp_min(1e-12)).permute(0, 2, 3, 1).cpu().numpy()
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8 + 0.4, rows * 0.8 + 0.6), squeeze=False)
+    size = (cols * tile_inches + 0.4, rows * tile_inches + 0.6)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(tiles[i].squeeze(-1) if tiles.shape[-1] == 1 else tiles[i], cmap="gray", interpolation="nearest")
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_figure(fig, path, dpi=100)
+    return fig
 
 
 def palette(num_classes: int) -> Tensor:
@@ -118,6 +127,12 @@ def palette(num_classes: int) -> Tensor:
 
 def render(images: Tensor, predictions: Tensor, targets: Tensor, path: Path, classes=()) -> Path:
     """A PNG with one row per example: input, prediction, ground truth (VOC colours)."""
+    save_figure(masks_figure(images, predictions, targets, classes), path, dpi=80)
+    return path
+
+
+def masks_figure(images: Tensor, predictions: Tensor, targets: Tensor, classes=()):
+    """One row per example: input, prediction, ground truth (VOC colours)."""
     plt = pyplot()
 
     colours = palette(len(classes)).numpy()
@@ -133,5 +148,4 @@ def render(images: Tensor, predictions: Tensor, targets: Tensor, path: Path, cla
     for ax, title in zip(axes[0], ("input", "prediction", "ground truth")):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-    return path
+    return fig

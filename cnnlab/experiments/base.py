@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from ..errors import TrainingDiverged
 from ..factory import create_model
 from ..registry import get_model_info
 from ..train import TrainConfig, recipe, train
-from ..train.config import flag_tokens
+from ..train.recipes import command_line
 from .verdicts import Finding, Part, agreement, finals, overall, pct, test_error, train_error
 
 
@@ -154,21 +154,7 @@ NOT_IN_COMMANDS = {"model", "dataset", "seed", "out", "model_kwargs", "data_dir"
 def command(arm: Arm, overrides: dict) -> str:
     """The `cnnlab train` line that reproduces one run of `arm` (seed S, run directory DIR): the
     flags of every setting that differs from the recipe's."""
-    cfg = arm_config(arm, 0, None, overrides)
-    base = recipe(arm.model, arm.dataset)
-    parts = [f"cnnlab train {arm.model} --dataset {arm.dataset}"]
-    for f in fields(TrainConfig):
-        value = getattr(cfg, f.name)
-        if f.name not in NOT_IN_COMMANDS and value != getattr(base, f.name):
-            parts += flag_tokens(f.name, value)
-    if cfg.model_kwargs:
-        parts.append("--model-kwargs " + " ".join(f"{k}={_arg(v)}" for k, v in cfg.model_kwargs.items()))
-    return " ".join(p for p in parts if p) + " --seed S --out DIR"
-
-
-def _arg(value) -> str:
-    text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
-    return f"'{text}'" if any(c in text for c in ' []"') else text
+    return command_line(arm_config(arm, 0, None, overrides), NOT_IN_COMMANDS - {"model_kwargs"}) + " --seed S --out DIR"
 
 
 def curves(runs: dict, ylabel: str, value: Callable[[dict], float | None], logy: bool = False) -> Panel:

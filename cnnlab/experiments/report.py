@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import CnnlabError
 from ..files import atomic_file, pyplot, save_figure, write_json, write_text
+from ..report.experiment import experiment_page, gallery_page
 from ..train import TrainConfig
 from .base import EXPERIMENTS, Experiment, Outcome, Panel, Setup
 from .verdicts import HELD, PARTLY
@@ -125,12 +126,14 @@ def write_report(exp: Experiment, result: Outcome, scale: str, seeds: int, out: 
     write_text(out / "report.md", "\n".join(lines))
     write_json(out / "metrics.json", {**meta, "measurements": result.measurements, "runs": result.runs}, indent=1)
     plot_panels(result.panels, out / "curves.png")
+    write_text(out / "report.html", experiment_page(out))
 
 
 def write_gallery(results: Path, page: Path) -> Path:
     """A Markdown page of every experiment report under `results` (folders NAME/ with
     metrics.json and curves.png): claim, verdict, table and plot, the command to regenerate;
-    the plots are copied next to the page into PAGE_STEM/NAME.png."""
+    the plots are copied next to the page into PAGE_STEM/NAME.png. The same page in HTML, the
+    plots inside it, is written beside it (PAGE_STEM.html)."""
     images = page.parent / page.stem
     images.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -168,6 +171,7 @@ def write_gallery(results: Path, page: Path) -> Path:
     if missing:
         lines += [f"Not run yet: {', '.join(missing)}.", ""]
     write_text(page, "\n".join(lines))
+    write_text(page.with_suffix(".html"), gallery_page(page))
     return page
 
 

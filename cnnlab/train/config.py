@@ -25,6 +25,7 @@ SCHEDULES = ("none", "step", "multistep", "exponential", "plateau", "cosine", "o
 NORMALIZE = ("standard", "center", "lecun98")
 # torch.compile's modes; "reduce-overhead" replays CUDA graphs (fewer kernel launches per step on CUDA)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+ENGINES = ("torch", "numpy")
 LENGTH_FREE_SCHEDULES = ("none", "step", "exponential", "plateau")  # a resumed run may train longer
 
 
@@ -186,6 +187,12 @@ class TrainConfig:
         choices=COMPILE_MODES,
         resumable=True,
         flag={"nargs": "?", "const": "default", "metavar": "MODE"},
+    )
+    engine: str = setting(
+        "torch",
+        "torch: PyTorch's autograd; numpy: the forward and backward passes and the optimiser step by hand in "
+        "NumPy (cnnlab.scratch; CPU; sgd, adam or adamw)",
+        choices=ENGINES,
     )
     max_steps: int | None = setting(
         None, "stop after N optimisation steps (quick check)", low=1, resumable=True, restored=False

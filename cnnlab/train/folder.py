@@ -105,6 +105,7 @@ class RunFolder:
                 setattr(s, key, meta.get(key) or getattr(s, key))
             if s.step_in_epoch:
                 s.order = tensors["order"].to(device)
+                s.step_losses, s.step_lrs = tensors.get("step_loss"), meta.get("step_lr", [])
             s.start = time.perf_counter() - (meta.get("time") or (s.history[-1]["time"] if s.history else 0.0))
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -131,6 +132,7 @@ class RunFolder:
         if zca is not None:
             atomic_save({"mean": zca[0], "matrix": zca[1]}, self.path / "whitening.safetensors", {"config": resolved})
         self.write_metrics(history)
+        keep_steps(self.path / "steps.jsonl", len(history))
         self.board = tensorboard(self.path / "tensorboard")
 
     def write_metrics(self, history: list[dict]) -> None:
@@ -138,11 +140,19 @@ class RunFolder:
         write_text(self.path / "metrics.jsonl", "".join(json.dumps(r, allow_nan=False) + "\n" for r in history))
 
     def save_checkpoint(
-        self, model, opt, schedule, gen, s: Progress, epoch_done: int, inside: dict | None = None
+        self,
+        model,
+        opt,
+        schedule,
+        gen,
+        s: Progress,
+        epoch_done: int,
+        inside: dict | None = None,
+        step_losses: Tensor | None = None,
     ) -> None:
         """checkpoint.safetensors: everything --resume needs after `epoch_done` epochs, or with
-        `inside` (step_in_epoch, loss_sum, correct_sum) inside the next epoch. The first one puts
-        the run in its place."""
+        `inside` (step_in_epoch, loss_sum, correct_sum, step_lr) and `step_losses` inside the next
+        epoch. The first one puts the run in its place."""
         if not self.writes:
             return
         extra = {
@@ -155,7 +165,8 @@ class RunFolder:
             **({"job": torchrun_job()} if torchrun_job() else {}),  # a torchrun restart continues its own run
         }
         packed, meta = pack_training_state(model, opt, schedule, epoch_done, gen, extra)
-        atomic_save({**packed, **({"order": s.order} if inside else {})}, self.path / "checkpoint.safetensors", meta)
+        within = {"order": s.order, "step_loss": step_losses.float().cpu()} if inside else {}
+        atomic_save({**packed, **within}, self.path / "checkpoint.safetensors", meta)
         self.kept = place(epoch_done, (inside or {}).get("step_in_epoch", 0))
         if self.staged:
             try:
@@ -181,6 +192,13 @@ class RunFolder:
             atomic_save(
                 model.state_dict(), self.path / "best.safetensors", {"config": self.resolved, "epoch": row["epoch"]}
             )
+
+    def steps(self, epoch: int, before: int, losses: list[float], lrs: list[float]) -> None:
+        """steps.jsonl: a line per epoch with the training loss and learning rate of each of its
+        steps (`before`: the run's steps before the epoch), for curves at step resolution."""
+        if self.writes:
+            line = {"epoch": epoch, "first_step": before + 1, "loss": losses, "lr": lrs}
+            append_text(self.path / "steps.jsonl", json.dumps(line) + "\n")
 
     def layer_stats(self, epoch: int, stats: list[dict]) -> None:
         if self.writes:
@@ -226,3 +244,21 @@ class RunFolder:
                     else "no checkpoint had been written yet: make room and start again"
                 ),
             ) from None
+
+
+def keep_steps(path: Path, epochs: int) -> None:
+    """steps.jsonl as far as a resumed run's checkpoint goes: the lines of its first `epochs`
+    epochs (an epoch written after the checkpoint, or half a line a full disk left, goes)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if (row := step_row(line)) and row["epoch"] <= epochs]
+    write_text(path, "".join(line + "\n" for line in kept))
+
+
+def step_row(line: str) -> dict | None:
+    """A line of steps.jsonl, or None where it is not whole."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("epoch"), int) else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from ..data.segmentation import IGNORE
 from ..device import Dist, all_reduce, leave_distributed, setup_distributed
 from ..errors import CnnlabError, TrainingDiverged, TrainingInterrupted
 from ..evaluation.metrics import evaluate
+from ..scratch.engine import NumpyModel, numpy_loss
 from .batches import epoch_batches, epoch_order, full_batch_size, seen_images
 from .config import TrainConfig
 from .control import StopRequest, agree, score, stalled
@@ -45,6 +47,8 @@ class Parts:
     schedule: Schedule
     gen: torch.Generator  # draws the order of the examples and the augmentations
     autocast: torch.autocast
+    loss: Callable  # (output, labels, label smoothing) -> the batch's loss
+    scorer: nn.Module  # what evaluation runs: the model, or its NumPy network
     steps_per_epoch: int
     device: torch.device
     d: Dist
@@ -62,7 +66,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     # settings that cannot work are refused before any work
     cfg.check()
     # this process's place in a torchrun job: rank 0 speaks and writes for all
-    d, device = setup_distributed(cfg.device)
+    d, device = setup_distributed("cpu" if cfg.engine == "numpy" else cfg.device)
     log = log if d.rank == 0 else _silent
     # the run folder is ours while we train; a new run is written beside it until its first checkpoint
     with RunFolder(cfg, writes=d.rank == 0) as run:
@@ -111,6 +115,10 @@ def assemble(
             f"process), lr {cfg.lr} as given (for a global batch k times larger, the linear scaling rule "
             "multiplies the lr by k)"
         )
+    if cfg.engine == "numpy":
+        if d.world > 1:
+            raise CnnlabError("--engine numpy trains in one process; run it without torchrun")
+        net = NumpyModel(model)
     eager = net
     if cfg.compile:
         net = torch.compile(net, mode=None if cfg.compile in (True, "default") else cfg.compile)
@@ -127,6 +135,8 @@ def assemble(
         Schedule(cfg, opt, steps_per_epoch),
         torch.Generator(device=device).manual_seed(cfg.seed),
         torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"),
+        numpy_loss if cfg.engine == "numpy" else loss_fn,
+        eager if cfg.engine == "numpy" else model,
         steps_per_epoch,
         device,
         d,
@@ -142,6 +152,8 @@ class Epoch:
     total: torch.Tensor  # the summed loss
     correct: torch.Tensor  # the summed training hits
     bad_step: torch.Tensor  # the first step whose loss was not finite (-1: none)
+    losses: torch.Tensor  # the loss of each step, kept on the device (reading one would wait for it)
+    lrs: list[float]  # the learning rate of each step
     taken: int = 0  # its steps taken so far
     start: float = field(default_factory=time.perf_counter)
     last_save: float = field(default_factory=time.perf_counter)  # when a checkpoint was last written in it
@@ -165,8 +177,12 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
         torch.full((), s.loss_sum if first else 0.0, device=p.device),
         torch.full((), float(s.correct_sum) if first else 0.0, device=p.device),
         torch.full((), -1, device=p.device),
+        torch.zeros(p.steps_per_epoch, device=p.device),
+        s.step_lrs[:first] if first else [],
         first,
     )
+    if first and s.step_losses is not None:  # the steps taken before the checkpoint this run resumed from
+        e.losses[:first] = s.step_losses.to(p.device)
     bar = progress_bar(p.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
     for i, (x, y) in enumerate(epoch_batches(p.data.train, cfg, p.gen, epoch, s.order, p.d, first), first):
         with out_of_memory_hint(cfg, p.device):
@@ -177,9 +193,9 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
             with p.autocast:  # bf16 on CUDA; a short last batch runs eagerly, not through a new compilation
                 out = (p.net if len(x) == p.full else p.eager)(x)
                 loss = (
-                    lam * loss_fn(out, y, cfg.label_smoothing) + (1 - lam) * loss_fn(out, y_mixed, cfg.label_smoothing)
+                    lam * p.loss(out, y, cfg.label_smoothing) + (1 - lam) * p.loss(out, y_mixed, cfg.label_smoothing)
                     if cfg.mixup
-                    else loss_fn(out, y, cfg.label_smoothing)
+                    else p.loss(out, y, cfg.label_smoothing)
                 ) + penalty(model, cfg.l1, cfg.l2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -191,6 +207,8 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
         p.schedule.step()
         # the epoch's sums: the loss, and the top-1 as the batch was seen (augmented, dropout on), like Keras'
         e.total += loss.detach()
+        e.losses[i] = loss.detach()
+        e.lrs.append(lr)
         if p.data.classes:
             e.correct += hits(out, y, *((y_mixed, lam) if cfg.mixup else (None, 1.0)))
         s.steps_done, e.taken = s.steps_done + 1, i + 1
@@ -208,6 +226,7 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
     train_loss = all_reduce(e.total, p.d).item() / e.taken / p.d.world  # waits for the device
     seconds = time.perf_counter() - e.start
     p.schedule.epoch_end(train_loss)
+    run.steps(epoch, s.steps_done - e.taken, (all_reduce(e.losses[: e.taken], p.d) / p.d.world).tolist(), e.lrs)
     row = {"epoch": epoch, "train_loss": train_loss}
     if p.data.classes:
         row["train_top1"] = all_reduce(e.correct, p.d).item() / seen_images(e.taken, cfg, p.data.train)
@@ -250,8 +269,13 @@ def between_steps(p: Parts, s: Progress, e: Epoch, run: RunFolder, stop: StopReq
             f"{run.what_is_kept()}; try a smaller --lr or --clip-grad-norm"
         )
     if (due or stopping) and run.writes:
-        inside = {"step_in_epoch": e.taken, "loss_sum": e.total.item(), "correct_sum": e.correct.item()}
-        run.save_checkpoint(p.model, p.opt, p.schedule, p.gen, s, e.number - 1, inside)
+        inside = {
+            "step_in_epoch": e.taken,
+            "loss_sum": e.total.item(),
+            "correct_sum": e.correct.item(),
+            "step_lr": e.lrs,
+        }
+        run.save_checkpoint(p.model, p.opt, p.schedule, p.gen, s, e.number - 1, inside, e.losses[: e.taken])
         e.last_save = time.perf_counter()
     if stopping:
         interrupted = TrainingInterrupted(
@@ -279,8 +303,8 @@ def end_epoch(p: Parts, s: Progress, row: dict, run: RunFolder, log) -> bool:
             + ", ".join(f"{r['layer']} {r['grad_norm']:.2e}" for r in stats if r["grad_norm"] is not None)
         )
     with p.autocast:
-        test = evaluate(model, p.data.test, d=p.d)
-        val = evaluate(model, p.data.val, d=p.d) if p.data.val is not None else {}
+        test = evaluate(p.scorer, p.data.test, d=p.d)
+        val = evaluate(p.scorer, p.data.val, d=p.d) if p.data.val is not None else {}
     for split, metrics in (("test", test), ("validation", val)):
         if not all(math.isfinite(v) for v in metrics.values()):  # a diverged model, not a result to keep
             raise TrainingDiverged(

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ..errors import CnnlabError
 from ..models.adapt import head_name
+from ..scratch.engine import numpy_optimizer
 from .config import TrainConfig, lr_steps
 from .sdlm import SDLM
 
@@ -15,6 +16,8 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(cfg, model)
     params = [p for g in groups for p in g["params"]]
     wd = cfg.weight_decay
+    if cfg.engine == "numpy":  # the same optimisers, their steps in NumPy
+        return numpy_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum, cfg.nesterov, wd)
     # one fused kernel for all parameters where PyTorch has one (CPU and CUDA) instead of a loop
     # over the parameter tensors
     fused = {"fused": True} if fusable(params) else {}

@@ -3,8 +3,11 @@ settings given explicitly override."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
+
 from ..errors import CnnlabError
-from .config import TrainConfig
+from .config import TrainConfig, flag_tokens
 
 # MNIST scenes (64x64, grey, 11 classes) on a CPU: AdamW one-cycle, no flips (a mirrored digit
 # is another shape); the networks' sizes below
@@ -79,3 +82,23 @@ def recipe(model: str, dataset: str, **overrides) -> TrainConfig:
     if "model_kwargs" in base and "model_kwargs" in overrides:  # builder arguments add up, the given win
         settings["model_kwargs"] = {**base["model_kwargs"], **(overrides["model_kwargs"] or {})}
     return TrainConfig(model=model, dataset=dataset, **settings)
+
+
+def command_line(cfg: TrainConfig, leave_out: set[str] = frozenset()) -> str:
+    """The `cnnlab train` line of `cfg`: the flags of every setting that differs from the
+    model's recipe for the dataset, but those in `leave_out`."""
+    base = recipe(cfg.model, cfg.dataset)
+    words = [f"cnnlab train {cfg.model} --dataset {cfg.dataset}"]
+    for f in fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.name not in leave_out | {"model", "dataset", "model_kwargs"} and value != getattr(base, f.name):
+            words += flag_tokens(f.name, value)
+    kwargs = {k: v for k, v in cfg.model_kwargs.items() if base.model_kwargs.get(k, object()) != v}
+    if kwargs and "model_kwargs" not in leave_out:  # the builder arguments the recipe does not give
+        words.append("--model-kwargs " + " ".join(f"{k}={_arg(v)}" for k, v in kwargs.items()))
+    return " ".join(w for w in words if w)
+
+
+def _arg(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
+    return f"'{text}'" if any(c in text for c in ' []"') else text

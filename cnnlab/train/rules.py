@@ -27,6 +27,19 @@ def check_together(cfg, default: Callable[[str], object]) -> None:
     _check_optimiser(cfg, given)
     _check_weights(cfg, given)
     _check_run_folder(cfg, given)
+    _check_engine(cfg)
+
+
+def _check_engine(cfg) -> None:
+    """The NumPy engine: the CPU, its own optimisers, no compiler."""
+    if cfg.engine != "numpy":
+        return
+    if cfg.optimizer not in ("sgd", "adam", "adamw"):
+        raise CnnlabError(f"--engine numpy has the optimisers sgd, adam and adamw, not {cfg.optimizer}")
+    if cfg.device not in ("auto", "cpu"):
+        raise CnnlabError(f"--engine numpy runs on the CPU, not {cfg.device}: leave out --device or give --device cpu")
+    if cfg.compile:
+        raise CnnlabError("--engine numpy runs NumPy, which torch.compile cannot compile: leave out --compile")
 
 
 def _check_data(cfg, given: set[str]) -> None:

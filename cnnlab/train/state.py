@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from .. import __version__
@@ -32,6 +35,8 @@ class Progress:
     steps_done: int = 0  # optimisation steps over the whole run
     start: float = field(default_factory=time.perf_counter)  # perf_counter() at the run's start, less earlier time
     order: Tensor | None = None  # the order of the training examples in the current epoch
+    step_losses: Tensor | None = None  # the loss and learning rate of the `step_in_epoch` steps taken
+    step_lrs: list[float] = field(default_factory=list)
 
     def seconds(self) -> float:
         return time.perf_counter() - self.start
@@ -78,6 +83,20 @@ def resolved_config(cfg: TrainConfig, data) -> dict:
         "classes": list(data.classes),
         "cnnlab_version": __version__,
         "git_hash": _git_hash(),
+        **where_it_ran(data.train.labels.device),
+    }
+
+
+def where_it_ran(device: torch.device) -> dict:
+    """The hardware, torch version and start time (UTC) of the run (its latest start, if resumed)."""
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    else:
+        hardware = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return {
+        "hardware": hardware,
+        "torch_version": torch.__version__,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
@@ -93,7 +112,8 @@ def _git_hash() -> str | None:
 
 # what a resumed run may do differently: where and how fast it runs, how often it saves, and
 # (with a schedule that does not depend on the run's length) how many epochs it trains
-RESUME_MAY_CHANGE = {f.name for f in setting_fields() if f.metadata["resumable"]} | {"cnnlab_version", "git_hash"}
+WHERE_IT_RAN = {"cnnlab_version", "git_hash", "hardware", "torch_version", "started"}
+RESUME_MAY_CHANGE = {f.name for f in setting_fields() if f.metadata["resumable"]} | WHERE_IT_RAN
 
 
 def check_resume(resolved: dict, saved: dict, run: Path) -> None:

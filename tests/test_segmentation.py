@@ -154,6 +154,12 @@ def test_fcn_trains_on_mnist_scenes_and_eval_renders(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 2000 and set(report["iou"]) == set(cnnlab.data.segmentation.SCENE_CLASSES)
     assert (run / "segmentation.png").read_bytes()[:4] == b"\x89PNG"
+    from cnnlab.report import write_report  # its report: the masks, and IoU per class from the same evaluation
+
+    html = write_report([run], tmp_path / "seg.html", data_dir=str(DATA), log=lambda line: None).read_text()
+    assert "<h2>Predicted masks</h2>" in html and f"Mean IoU {100 * report['miou']:.2f} %" in html
+    assert html.count('<td class="num">') >= 11 and "<td>background</td>" in html
+    assert f"test mean IoU {100 * result['test']['miou']:.2f} %" in html  # the run's own number in its title
     assert main(["predict", str(run), str(run / "segmentation.png")]) == 2
     assert "is a segmentation run; `cnnlab eval" in capsys.readouterr().err
     with pytest.raises(CnnlabError, match="every class in every image"):

@@ -112,6 +112,9 @@ def test_a_run_resumed_inside_an_epoch_keeps_its_steps(tmp_path, monkeypatch):
         train(recipe("mlp", "mnist", out=str(tmp_path / "run"), **common), log=lambda line: None)
     monkeypatch.setattr(RunFolder, "save_checkpoint", save)
     assert len(lines(tmp_path / "run" / "steps.jsonl")) == 1  # epoch 1's; epoch 2's two steps are in the checkpoint
+    # a run that has not finished is reported as it stands: its last checkpoint's weights, said so
+    page = write_report([tmp_path / "run"], tmp_path / "unfinished.html", data_dir=str(DATA), log=lambda line: None)
+    assert "(not finished: its last checkpoint)" in page.read_text() and "the run has not finished" in page.read_text()
     train(recipe("mlp", "mnist", out=str(tmp_path / "run"), resume=True, **common), log=lambda line: None)
     assert lines(tmp_path / "run" / "steps.jsonl") == lines(tmp_path / "whole" / "steps.jsonl")
     assert whole["history"][-1]["train_loss"] == lines(tmp_path / "run" / "metrics.jsonl")[-1]["train_loss"]

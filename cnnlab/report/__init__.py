@@ -46,7 +46,7 @@ def report_html(records: list[Record], device: str = "auto", data_dir: str | Non
     if len(records) == 1:
         r = records[0]
         title = f"{r.config['model']} on {r.config['dataset']}"
-        lead = f"Run {r.path} - {headline(r)}"
+        lead = f"Run {r.path} - {headline(r)}" + ("" if r.finished else " (not finished: its last checkpoint)")
     else:
         title = f"{len(records)} runs compared"
         lead = ", ".join(f"{r.name} ({headline(r)})" for r in records)
@@ -55,7 +55,7 @@ def report_html(records: list[Record], device: str = "auto", data_dir: str | Non
 
 def run_sections(r: Record, device: str, data_dir: str | None) -> list[tuple[str, str]]:
     """The sections of one run, in reading order."""
-    model = load_model(r.path).eval()
+    model = load_model(r.weights).eval()
     out = [("Run", sections.overview(r)), ("Training curves", curves([r]))]
     if r.task == "classification":
         out += sections.classification(r, device, data_dir)
@@ -74,9 +74,9 @@ def curves(records: list[Record]) -> str:
     steps = all(r.steps for r in records)
     return figure(
         img(png_of(curves_figure(records), dpi=90), "training curves"),
-        "The training loss of every step (faint) and of each epoch (its mean; the loss of the batches as "
-        "they were seen, augmented, with dropout on), the test loss after each epoch, and the learning "
-        "rate of every step."
+        "The training loss of every step (faint), its running mean and each epoch's mean (at the "
+        "epoch's middle; the loss of the batches as they were seen, augmented, with dropout on), the "
+        "test loss after each epoch, and the learning rate of every step."
         if steps
         else "Per epoch: this run recorded no steps (it was trained by an older version).",
     )

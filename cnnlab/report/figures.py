@@ -21,26 +21,22 @@ def curves_figure(records: list[Record]):
         epochs = [row["epoch"] for row in r.history]
         steps = r.step_curve()
         if steps:
-            loss.plot(
-                steps[0],
-                steps[1],
-                color=colour,
-                alpha=0.35 if not several else 0.5,
-                lw=0.8,
-                label=f"{tag}train (each step)",
-            )
+            loss.plot(steps[0], steps[1], color=colour, alpha=0.25, lw=0.6)
+            window = max(1, len(r.steps[0]["loss"]) // 10)  # a tenth of an epoch
+            label = f"{tag}train (each step; the mean of {window})"
+            loss.plot(steps[0], running_mean(steps[1], window), color=colour, lw=1.2, label=label)
             lr.plot(steps[0], steps[2], color=colour, lw=1.2, label=r.name if several else None)
         else:
             lr.plot(
                 epochs, [row["lr"] for row in r.history], color=colour, marker=".", label=r.name if several else None
             )
         loss.plot(
-            epochs,
+            [e - 0.5 for e in epochs] if steps else epochs,  # the mean of an epoch's steps, at its middle
             [row["train_loss"] for row in r.history],
             color=colour,
             marker="o",
-            ms=3,
-            lw=1.2,
+            ms=4,
+            lw=0,
             label=f"{tag}train (epoch mean)",
         )
         for split, style in (("val", "--"), ("test", ":")):
@@ -124,3 +120,12 @@ def scatter_figure(true, predicted, target: str):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def running_mean(values: list[float], window: int) -> list[float]:
+    """The mean of the last `window` values at each point (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out

@@ -30,6 +30,16 @@ class Record:
         return self.path.name
 
     @property
+    def finished(self) -> bool:
+        return (self.path / "model.safetensors").is_file()
+
+    @property
+    def weights(self) -> Path:
+        """What the report evaluates: the run (its final weights), or for a run that has not
+        finished (stopped, or still training) the weights of its last checkpoint."""
+        return self.path if self.finished else self.path / "checkpoint.safetensors"
+
+    @property
     def task(self) -> str:
         """classification, segmentation or regression, by what the run measured."""
         last = self.history[-1]

@@ -79,7 +79,7 @@ def _fmt(v) -> str:
 def classification(r, device: str, data_dir: str | None) -> list[tuple[str, str]]:
     """Per-class accuracy, the confusion matrix and the misclassified test images with their top-3
     guesses, from the run's final weights on its test split."""
-    result = evaluate_runs([r.path], data_dir=data_dir, device=device, per_class=r.config.get("test_per_class"))
+    result = evaluate_runs([r.weights], data_dir=data_dir, device=device, per_class=r.config.get("test_per_class"))
     data, probs = result.pop("_gallery")
     classes = list(result["per_class"])
     counts = np.array(result["confusion"]).sum(1)
@@ -88,11 +88,12 @@ def classification(r, device: str, data_dir: str | None) -> list[tuple[str, str]
         for (name, acc), n in zip(result["per_class"].items(), counts)
     ]
     title = f"{len(data)} test images: top-1 {100 * result['top1']:.2f} %, top-5 {100 * result['top5']:.2f} %"
+    weights = "the final weights" if r.finished else "the weights of the last checkpoint: the run has not finished"
     conf = figure(img(png_of(confusion_figure(result["confusion"], classes, title), dpi=90), "confusion matrix"))
     return [
         (
             "Per-class accuracy",
-            f"<p>{esc(title)} (the final weights).</p>" + table(["class", "images", "top-1"], rows, {1}),
+            f"<p>{esc(title)} ({weights}).</p>" + table(["class", "images", "top-1"], rows, {1}),
         ),
         ("Confusion matrix", conf + "<p>Rows: the true class; columns: the predicted one.</p>"),
         ("Misclassified test images", mistakes(data, probs, classes)),
@@ -264,7 +265,7 @@ def layer_statistics(r) -> str:
 def segmentation(r, device: str, data_dir: str | None) -> list[tuple[str, str]]:
     """Sample test images with their true and predicted masks, and the IoU of every class."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = evaluate_segmentation_run(r.path, data_dir=data_dir, device=device, out=Path(tmp), count=4)
+        result = evaluate_segmentation_run(r.weights, data_dir=data_dir, device=device, out=Path(tmp), count=4)
         picture = Path(result["picture"]).read_bytes()
     rows = [[name, "-" if v is None or math.isnan(v) else f"{100 * v:.1f} %"] for name, v in result["iou"].items()]
     return [

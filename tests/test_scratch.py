@@ -305,3 +305,24 @@ def test_backprop_command(capsys):
     assert "dX: F " in capsys.readouterr().out  # the gradient through each residual block's two paths
     assert main(["backprop", "lenet5"]) == 2
     assert "no NumPy layer for PartialConv2d" in capsys.readouterr().err
+
+
+def test_the_engine_keeps_each_layer_in_its_modules_mode():
+    """A frozen batch norm (eval inside a training model, as transfer learning freezes it) uses
+    and keeps its running statistics in NumPy too; the others use the batch's and update theirs."""
+    import copy
+
+    from cnnlab.scratch.engine import NumpyModel
+
+    model = cnnlab.create_model("cnn4", batchnorm=True).train()
+    frozen = model.features[1]
+    with torch.no_grad():
+        frozen.running_mean.uniform_(-1, 1), frozen.running_var.uniform_(0.5, 2)
+    frozen.eval()
+    reference = copy.deepcopy(model)
+    x = torch.randn(4, 3, 32, 32)
+    out = NumpyModel(model)(x)
+    assert torch.allclose(out, reference(x), atol=1e-4)
+    for a, b in zip(model.buffers(), reference.buffers()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)  # the same statistics, frozen or moved
+    assert not torch.equal(model.features[5].running_mean, torch.zeros(32))  # a training BN moved

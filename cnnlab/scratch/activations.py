@@ -99,6 +99,7 @@ class Dropout(Layer):
         return f"Dropout p={self.p:g}"
 
     def forward(self, x, train=True):
+        train = train if self.follows is None else self.follows.training
         if not train or self.p == 0:
             self.mask = None
             return x

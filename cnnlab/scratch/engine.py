@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..errors import CnnlabError
 from .activations import Dropout
 from .convert import from_torch
+from .layers import BatchNorm
 from .losses import mean_squared_error, softmax_cross_entropy
 from .optim import adam_step, sgd_step
 
@@ -30,7 +31,10 @@ class NumpyModel(nn.Module):
             raise CnnlabError("the NumPy engine trains float32 weights on the CPU (--device cpu)")
         self.model = model
         self.net = from_torch(model, share=True)
-        for _, layer in self.net.named():
+        modules = dict(model.named_modules())
+        for name, layer in self.net.named():
+            if isinstance(layer, (BatchNorm, Dropout)):  # each in its module's mode (frozen layers: eval)
+                layer.follows = modules[name]
             if isinstance(layer, Dropout):  # masks from the run's own random numbers, as nn.Dropout's
                 layer.draw = lambda shape: torch.rand(shape).numpy()
         named = dict(model.named_parameters())

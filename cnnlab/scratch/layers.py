@@ -19,6 +19,7 @@ from .im2col import col2im, im2col, out_size, windows
 
 class Layer:
     rule = ""
+    follows = None  # a module whose train/eval mode this layer takes instead of its caller's (the engine's)
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -236,6 +237,7 @@ class BatchNorm(Layer):
         return f"BatchNorm {len(self.params['weight'])}"
 
     def forward(self, x, train=True):
+        train = train if self.follows is None else self.follows.training  # a frozen layer stays in eval
         axes = (0, *range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         if train:

@@ -163,26 +163,8 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
     """One pass over the training set (the rest of it, for a run resumed inside this epoch); the
     start of the epoch's row of metrics: its training loss and top-1, speed and time."""
     cfg, model, opt = p.cfg, p.model, p.opt
-    model.train()
-    for m in p.frozen:  # fixed layers keep their batch-norm statistics and drop nothing
-        m.eval()
-    first = s.step_in_epoch if epoch == s.first_epoch else 0
-    if not first:
-        s.order = epoch_order(p.data.train, cfg, p.gen, epoch)
-        if isinstance(opt, SDLM):  # LeCun's: the curvature anew before each pass, on patterns of this one
-            opt.estimate_curvature(model, p.data.train.batch(s.order[:PATTERNS])[0])
-    e = Epoch(
-        epoch,
-        first,
-        torch.full((), s.loss_sum if first else 0.0, device=p.device),
-        torch.full((), float(s.correct_sum) if first else 0.0, device=p.device),
-        torch.full((), -1, device=p.device),
-        torch.zeros(p.steps_per_epoch, device=p.device),
-        s.step_lrs[:first] if first else [],
-        first,
-    )
-    if first and s.step_losses is not None:  # the steps taken before the checkpoint this run resumed from
-        e.losses[:first] = s.step_losses.to(p.device)
+    e = begin_epoch(p, s, epoch)
+    first = e.first
     bar = progress_bar(p.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
     for i, (x, y) in enumerate(epoch_batches(p.data.train, cfg, p.gen, epoch, s.order, p.d, first), first):
         with out_of_memory_hint(cfg, p.device):
@@ -231,6 +213,32 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
     if p.data.classes:
         row["train_top1"] = all_reduce(e.correct, p.d).item() / seen_images(e.taken, cfg, p.data.train)
     return {**row, "seconds": seconds, "images": min((e.taken - first) * cfg.batch_size, len(p.data.train))}
+
+
+def begin_epoch(p: Parts, s: Progress, epoch: int) -> Epoch:
+    """The model in training mode (frozen layers not), the epoch's order of examples, and its sums:
+    from zero, or for a run resumed inside this epoch those of the steps before its checkpoint."""
+    p.model.train()
+    for m in p.frozen:  # fixed layers keep their batch-norm statistics and drop nothing
+        m.eval()
+    first = s.step_in_epoch if epoch == s.first_epoch else 0
+    if not first:
+        s.order = epoch_order(p.data.train, p.cfg, p.gen, epoch)
+        if isinstance(p.opt, SDLM):  # LeCun's: the curvature anew before each pass, on patterns of this one
+            p.opt.estimate_curvature(p.model, p.data.train.batch(s.order[:PATTERNS])[0])
+    e = Epoch(
+        epoch,
+        first,
+        torch.full((), s.loss_sum if first else 0.0, device=p.device),
+        torch.full((), float(s.correct_sum) if first else 0.0, device=p.device),
+        torch.full((), -1, device=p.device),
+        torch.zeros(p.steps_per_epoch, device=p.device),
+        s.step_lrs[:first] if first else [],
+        first,
+    )
+    if first and s.step_losses is not None:  # the steps taken before the checkpoint this run resumed from
+        e.losses[:first] = s.step_losses.to(p.device)
+    return e
 
 
 def hits(out, y: torch.Tensor, y_mixed: torch.Tensor | None, lam: float) -> torch.Tensor:

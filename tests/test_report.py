@@ -31,6 +31,16 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def pages(runs, tmp_path_factory):
+    """The report of the LeNet-5 run (by the library), and of both runs (by the command line)."""
+    root = tmp_path_factory.mktemp("pages")
+    one = write_report([runs / "lenet5"], root / "one.html", log=lambda line: None, data_dir=str(DATA))
+    both = root / "both.html"
+    assert main(["report", str(runs / "lenet5"), str(runs / "mlp"), "-o", str(both), "--data-dir", str(DATA)]) == 0
+    return {"one run": one, "two runs": both}
+
+
 def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -47,9 +57,8 @@ def test_a_run_records_the_loss_and_learning_rate_of_every_step(runs):
     assert all(a < b for a, b in zip(lr[:peak], lr[1 : peak + 1])) and lr[-1] < lr[0]
 
 
-def test_the_report_of_a_run_holds_its_numbers_and_nothing_from_outside(runs, tmp_path):
-    page = write_report([runs / "lenet5"], tmp_path / "report.html", log=lambda line: None, data_dir=str(DATA))
-    html = page.read_text()
+def test_the_report_of_a_run_holds_its_numbers_and_nothing_from_outside(runs, pages):
+    html = pages["one run"].read_text()
     last = lines(runs / "lenet5" / "metrics.jsonl")[-1]
     evaluated = evaluate_runs([runs / "lenet5"], data_dir=str(DATA), per_class=10)
     # the final weights on the same 100 test images: the run's own number, and cnnlab eval's per class
@@ -77,9 +86,8 @@ def test_the_report_of_a_run_holds_its_numbers_and_nothing_from_outside(runs, tm
     assert "Content-Security-Policy" in html and "<script" not in html
 
 
-def test_several_runs_compared_and_the_command_line(runs, tmp_path, capsys):
-    out = tmp_path / "both.html"
-    assert main(["report", str(runs / "lenet5"), str(runs / "mlp"), "-o", str(out), "--data-dir", str(DATA)]) == 0
+def test_several_runs_compared_and_the_command_line(runs, pages, tmp_path, capsys):
+    out = pages["two runs"]
     html = out.read_text()
     assert "2 runs compared" in html and html.count("<h2>lenet5: Run</h2>") == 1 and "<h2>mlp: Run</h2>" in html
     table = html[html.index("<h2>Comparison</h2>") : html.index("<h2>Curves, overlaid</h2>")]
@@ -120,13 +128,8 @@ def test_a_run_resumed_inside_an_epoch_keeps_its_steps(tmp_path, monkeypatch):
     assert whole["history"][-1]["train_loss"] == lines(tmp_path / "run" / "metrics.jsonl")[-1]["train_loss"]
 
 
-def test_every_kind_of_page_opens_whole_in_a_browser(browser, runs, tmp_path):  # noqa: F811
-    pages = {
-        "one run": write_report([runs / "lenet5"], tmp_path / "one.html", data_dir=str(DATA), log=lambda line: None),
-        "two runs": write_report(
-            [runs / "lenet5", runs / "mlp"], tmp_path / "two.html", data_dir=str(DATA), log=lambda line: None
-        ),
-    }
+def test_every_kind_of_page_opens_whole_in_a_browser(browser, pages, tmp_path):  # noqa: F811
+    pages = dict(pages)
     csv = temperatures_csv(tmp_path / "temps.csv")
     train(recipe("mlp", f"csv:{csv}", target="tomorrow", out=str(tmp_path / "reg"), epochs=3), log=lambda line: None)
     pages["regression"] = write_report([tmp_path / "reg"], tmp_path / "reg.html", log=lambda line: None)

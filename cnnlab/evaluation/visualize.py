@@ -26,12 +26,17 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Module]:
     )
 
 
-def visualize_filters(run: str | Path, out: Path) -> Path:
-    """The first convolution's filters as a grid (AlexNet paper, Fig. 3), RGB where they are."""
-    model = load_model(run)
+def first_filters(model: nn.Module) -> tuple[str, nn.Module, Tensor]:
+    """The first convolution, its name and its filters (a partial convolution's with the kernels
+    it leaves out as zeros)."""
     name, conv = first_conv(model)
     weight = conv.full_weight() if hasattr(conv, "full_weight") else conv.weight
-    weight = weight.detach()
+    return name, conv, weight.detach()
+
+
+def visualize_filters(run: str | Path, out: Path) -> Path:
+    """The first convolution's filters as a grid (AlexNet paper, Fig. 3), RGB where they are."""
+    name, conv, weight = first_filters(load_model(run))
     if weight.shape[1] not in (1, 3):  # show each input channel separately
         weight = weight.flatten(0, 1).unsqueeze(1)
     return grid_png(weight, out, f"{name}: {tuple(conv.weight.shape)}")

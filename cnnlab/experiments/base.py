@@ -4,7 +4,6 @@ ordinary trainer for each seed, the command line that reproduces each run, and a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from ..data.normalization import NORMALIZATION
 from ..errors import TrainingDiverged
 from ..factory import create_model
 from ..registry import get_model_info
+from ..report.record import read_lines
 from ..train import TrainConfig, recipe, train
 from ..train.recipes import command_line
 from .verdicts import Finding, Part, agreement, finals, overall, pct, test_error, train_error
@@ -91,7 +91,7 @@ class Setup:
                     history = train(self.config(arm, seed, self.out / key), log=lambda line: None)["history"]
                     note = ""
                 except TrainingDiverged as e:
-                    history = _read_history(self.out / key)
+                    history = read_lines(self.out / key / "metrics.jsonl")  # the epochs before it diverged
                     chance = 1 / 10
                     history.append(
                         {
@@ -139,11 +139,6 @@ def arm_config(arm: Arm, seed: int, out: Path | None, overrides: dict) -> TrainC
     return recipe(
         arm.model, arm.dataset, seed=seed, out=str(out) if out else None, overwrite=out is not None, **settings
     )
-
-
-def _read_history(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 # settings a command line leaves out: given otherwise (model, dataset, builder arguments), a

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import CnnlabError
 from .page import page
 from .record import read_record
+from .sections import comparison, curves
 
 IMAGE = re.compile(r'<img alt="([^"]*)" src="([^":]+\.png)"\s*/?>')
 
@@ -40,8 +41,6 @@ def split_title(text: str) -> tuple[str, str]:
 
 def experiment_page(folder: Path) -> str:
     """An experiment's report.html: its report.md, then its runs compared and overlaid."""
-    from . import comparison, curves
-
     title, text = split_title((folder / "report.md").read_text(encoding="utf-8"))
     records = []
     for run in sorted(p for p in folder.iterdir() if (p / "config.json").is_file()):

@@ -1,6 +1,7 @@
-"""The sections of a run's report, each a function of the run's record returning HTML: what made
-the run, its curves, how it does on its test split (per class, confusion, mistakes), what its
-first layer and its feature maps look like, its architecture, its layer statistics."""
+"""The sections of a report, each a function returning HTML: what made a run, its curves, how it
+does on its test split (per class, confusion, mistakes), what its first layer and its feature
+maps look like, its architecture, its layer statistics; for several runs their comparison and
+their curves together."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from torch import nn
 from ..analysis import analyze
 from ..data.loaders import eval_batches
 from ..data.tables import table_data
+from ..errors import CnnlabError
 from ..evaluation.plots import confusion_figure, grid_figure, shown_image
 from ..evaluation.runs import evaluate_runs, evaluate_segmentation_run
-from ..evaluation.visualize import first_conv
-from .figures import layer_stats_figure, scatter_figure
+from ..evaluation.visualize import first_filters
+from .figures import curves_figure, layer_stats_figure, scatter_figure
 from .page import Markup, esc, figure, img, inline_svg, png_of, table
+from .record import Record
 
 SHOWN_MISTAKES = 24
 
@@ -76,11 +79,18 @@ def _fmt(v) -> str:
     return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
-def classification(r, device: str, data_dir: str | None) -> list[tuple[str, str]]:
-    """Per-class accuracy, the confusion matrix and the misclassified test images with their top-3
-    guesses, from the run's final weights on its test split."""
+def evaluated(r, device: str, data_dir: str | None) -> dict:
+    """`cnnlab eval`'s result for the run's weights on its test split, with its test data and the
+    predicted probabilities (`data`, `probs`) for the sections that show images."""
     result = evaluate_runs([r.weights], data_dir=data_dir, device=device, per_class=r.config.get("test_per_class"))
-    data, probs = result.pop("_gallery")
+    result["data"], result["probs"] = result.pop("_gallery")
+    return result
+
+
+def classification(r, result: dict) -> list[tuple[str, str]]:
+    """Per-class accuracy, the confusion matrix and the misclassified test images with their top-3
+    guesses, from the run's final weights on its test split (`evaluated`)."""
+    data, probs = result["data"], result["probs"]
     classes = list(result["per_class"])
     counts = np.array(result["confusion"]).sum(1)
     rows = [
@@ -129,46 +139,22 @@ def mistakes(data, probs: torch.Tensor, classes: list[str]) -> str:
 
 
 @torch.no_grad()
-def inside(r, model: nn.Module, data_dir: str | None) -> list[tuple[str, str]]:
-    """The first layer's filters, and the feature maps of the first test image at a few depths."""
+def inside(model: nn.Module, data) -> list[tuple[str, str]]:
+    """The first layer's filters, and the feature maps of the first test image of `data` at a few depths."""
     try:
-        name, conv = first_conv(model)
-    except Exception:  # a network without convolutions (an MLP): nothing to show here
+        name, _, weight = first_filters(model)
+    except CnnlabError:  # a network without convolutions (an MLP): nothing to show here
         return []
-    weight = (conv.full_weight() if hasattr(conv, "full_weight") else conv.weight).detach().float()
+    weight = weight.float()
     if weight.shape[1] not in (1, 3):
         weight = weight[:, :1]
+    title = f"{name}: {tuple(weight.shape)}"
     filters = figure(
-        img(
-            png_of(grid_figure(weight[:96], f"{name}: {tuple(weight.shape)}", columns=min(16, len(weight)))), "filters"
-        ),
+        img(png_of(grid_figure(weight[:96], title, columns=min(16, len(weight)))), "filters"),
         "Each filter scaled to its own range; colour where the input has three channels.",
     )
-    sections = [("First layer's filters", filters)]
-    x = first_test_input(r, data_dir)
-    if x is not None:
-        sections.append(("Feature maps", feature_maps(model, x)))
-    return sections
-
-
-def first_test_input(r, data_dir: str | None) -> torch.Tensor | None:
-    from ..data.loaders import make_data
-
-    cfg = r.config
-    if cfg["dataset"].startswith("csv:") or len(cfg["input_size"]) != 3:
-        return None
-    data = make_data(
-        cfg["dataset"],
-        False,
-        tuple(cfg["input_size"]),
-        cfg["mean"],
-        cfg["std"],
-        "cpu",
-        data_dir,
-        classes=tuple(cfg.get("classes") or ()),
-        per_class=1,
-    )
-    return next(iter(eval_batches(data, 1)))[0][:1]
+    x = next(iter(eval_batches(data, 1)))[0][:1].cpu()
+    return [("First layer's filters", filters), ("Feature maps", feature_maps(model, x))]
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor, depths: int = 3, maps: int = 16) -> str:
@@ -286,10 +272,65 @@ def regression(r, model: nn.Module) -> str:
     """The test rows' predicted against true values."""
     cfg = r.config
     test = table_data(cfg["dataset"][4:], cfg["target"], torch.device("cpu"), cfg.get("val_split") or 0.0)[1]
-    predicted = model.eval()(test.x).flatten().tolist()
-    true = test.labels.flatten().tolist()
-    rmse = math.sqrt(sum((p - t) ** 2 for p, t in zip(predicted, true)) / len(true))
+    predicted, true = model.eval()(test.x).flatten(), test.labels.flatten()
+    rmse = (predicted - true).pow(2).mean().sqrt().item()
     return figure(
-        img(png_of(scatter_figure(true, predicted, cfg["target"])), "predicted against true"),
+        img(png_of(scatter_figure(true.tolist(), predicted.tolist(), cfg["target"])), "predicted against true"),
         f"{len(true)} test rows, RMSE {rmse:.4g}.",
+    )
+
+
+def curves(records: list[Record]) -> str:
+    steps = all(r.steps for r in records)
+    return figure(
+        img(png_of(curves_figure(records), dpi=90), "training curves"),
+        "The training loss of every step (faint), its running mean and each epoch's mean (at the "
+        "epoch's middle; the loss of the batches as they were seen, augmented, with dropout on), the "
+        "test loss after each epoch, and the learning rate of every step."
+        if steps
+        else "Per epoch: this run recorded no steps (it was trained by an older version).",
+    )
+
+
+def headline(r: Record) -> str:
+    """The final test result in a few words."""
+    last = r.history[-1]
+    if r.task == "segmentation":
+        return f"test mean IoU {100 * last['test_miou']:.2f} %"
+    if r.task == "classification":
+        return f"test top-1 {100 * last['test_top1']:.2f} % after {last['epoch']} epochs"
+    return f"test RMSE {last['test_rmse']:.4g} after {last['epoch']} epochs"
+
+
+def comparison(records: list[Record]) -> str:
+    """One row per run, the way TensorBoard lists runs: what it was and where it ended."""
+    rows = []
+    for r in records:
+        last, cfg = r.history[-1], r.config
+        quality = "test_miou" if r.task == "segmentation" else "test_top1" if r.task == "classification" else None
+        best = (
+            max(r.history, key=lambda row: row[quality])
+            if quality
+            else min(r.history, key=lambda row: row["test_rmse"])
+        )
+        rows.append(
+            [
+                r.name,
+                cfg["model"],
+                cfg["dataset"],
+                f"{cfg['optimizer']} lr {cfg['lr']:g}, {cfg['schedule']}",
+                last["epoch"],
+                f"{last['train_loss']:.4f}",
+                f"{last['test_loss']:.4f}",
+                headline(r),
+                f"{100 * best[quality]:.2f} % (epoch {best['epoch']})"
+                if quality
+                else f"{best['test_rmse']:.4g} (epoch {best['epoch']})",
+                f"{last.get('time', 0):.0f} s",
+            ]
+        )
+    return table(
+        ["run", "model", "dataset", "optimiser", "epochs", "train loss", "test loss", "final", "best", "time"],
+        rows,
+        numeric={4, 5, 6, 9},
     )

@@ -12,12 +12,14 @@ holds views of the model's own tensors, so an update here is an update there.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from .im2col import col2im, im2col, out_size, windows
 
 
-class Layer:
+class Layer(ABC):
     rule = ""
     follows = None  # a module whose train/eval mode this layer takes instead of its caller's (the engine's)
 
@@ -26,11 +28,13 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
 
+    @abstractmethod
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        raise NotImplementedError
+        """The output; keeps what `backward` needs."""
 
+    @abstractmethod
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """dL/dx from dL/dy; the parameters' gradients into `grads`."""
 
     def describe(self) -> str:
         return type(self).__name__

@@ -46,6 +46,15 @@ def load(path: Path) -> tuple[dict[str, Tensor], dict]:
         raise WeightsError(f"{path}: its cnnlab metadata is not valid JSON") from None
 
 
+def laid_out_as(value: Tensor, param: Tensor) -> Tensor:
+    """An optimiser's state tensor (a momentum buffer, Adam's moments) in the memory layout of its
+    parameter: the fused optimisers walk parameter, gradient and state in memory order, so a
+    buffer saved contiguous would meet a channels_last parameter element for the wrong element."""
+    if value.shape != param.shape:  # a step count
+        return value.clone()
+    return torch.empty_like(param).copy_(value)
+
+
 def read_metadata(path: Path) -> dict | None:
     """The cnnlab metadata of a safetensors file from its header alone (None if it is not one)."""
     try:
@@ -98,11 +107,12 @@ def unpack_training_state(
 ) -> int:
     """Restore what pack_training_state saved; returns the epoch the checkpoint was taken after."""
     model.load_state_dict(model_state(tensors))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
             _, idx, key = k.split(".", 2)
-            state.setdefault(int(idx), {})[key] = v
+            state.setdefault(int(idx), {})[key] = laid_out_as(v, params[int(idx)])
     for k, v in meta["optim_scalars"].items():
         idx, key = k.split(".", 1)
         state.setdefault(int(idx), {})[key] = v

@@ -75,6 +75,26 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert len(lines) == 2
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_convolutional_run_resumes_bit_for_bit(tmp_path, optimizer):
+    # the convolutions' weights are channels_last and the fused optimisers walk memory in order: a
+    # momentum buffer (or Adam's moments) restored contiguous met each weight at another element
+    common = dict(epochs=2, data_dir=str(DATA), train_per_class=20, test_per_class=5, batch_size=64)
+    common.update(optimizer=optimizer, schedule="none")
+    straight = train(recipe("cnn4", "mnist", out=str(tmp_path / "a"), **common), log=lambda line: None)["model"]
+
+    def stop_after_first_epoch(line):
+        if line.startswith("epoch 1/2"):
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(recipe("cnn4", "mnist", out=str(tmp_path / "b"), **common), log=stop_after_first_epoch)
+    resumed = train(recipe("cnn4", "mnist", out=str(tmp_path / "b"), resume=True, **common), log=lambda line: None)
+    assert straight.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for (k, a), b in zip(straight.state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def test_resume_keeps_the_runs_settings(tmp_path):
     """The optimiser and schedule come back from the checkpoint: a new lr was written to
     config.json and not used, and a longer one-cycle run failed in PyTorch's scheduler."""

@@ -1,15 +1,17 @@
 """Every GPU figure of the reproductions in one run, for the GPU time there is: the trainer's
-ResNet-20 step against a bare PyTorch step of the same model and batch (images/s, model FLOP
-utilisation), ResNet-50 at 224x224 (synthetic, bf16, channels_last), a training-throughput table
-of the zoo, and `cnnlab reproduce resnet20-cifar10` with one seed if the time left allows it
-(estimated from the trainer's measured speed; otherwise the result says what it needs).
+ResNet-20 step, eager and as one CUDA graph (`--cuda-graph`), against a bare PyTorch step of
+the same model and batch (images/s, model FLOP utilisation); ResNet-50 at 224x224 (synthetic,
+bf16, channels_last), eager, captured, and compiled then captured; `cnnlab reproduce
+resnet20-cifar10` with one seed if its time, estimated from the measured speed, fits in what is
+left; and a training-throughput table of the zoo as far as the time goes. What does not fit
+says what it needs.
 
 Results go to DIR/results.json and DIR/results.md (date, device, torch version, each figure).
 
     python bench/gpu_suite.py [--out DIR] [--minutes 9] [--smoke]
 
 --smoke runs the same code on the CPU at toy sizes in under a minute (a test runs it, so it
-cannot rot before the next GPU).
+cannot rot before the next GPU); there the captured steps are replayed by calling them again.
 """
 
 from __future__ import annotations
@@ -30,9 +32,21 @@ import cnnlab
 from cnnlab.analysis import analyze
 from cnnlab.errors import CnnlabError
 from cnnlab.reproduce import ENTRIES, reproduce
-from cnnlab.train import recipe, train
+from cnnlab.train import graphed, recipe, train
+from cnnlab.train.graphed import WARMUP, GraphedStep
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0}  # dense bf16 (SXM), the MFU's denominator
+COMPILE_SECONDS = 150  # what torch.compile of ResNet-50 may take, with its timing
+
+
+class Clock:
+    """The suite's time: how much of its budget is left."""
+
+    def __init__(self, minutes: float):
+        self.start, self.budget = time.perf_counter(), 60 * minutes
+
+    def left(self) -> float:
+        return self.budget - (time.perf_counter() - self.start)
 
 
 def peak_tflops(device: torch.device) -> float | None:
@@ -40,53 +54,6 @@ def peak_tflops(device: torch.device) -> float | None:
         return None
     name = torch.cuda.get_device_name(device)
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
-
-
-def bare_step(name: str, batch: int, device: torch.device, steps: int) -> dict:
-    """Images/s of a bare training step on synthetic data already on the device: the model,
-    SGD with momentum, bf16 autocast and channels_last on CUDA; the median of `steps` steps."""
-    info = cnnlab.get_model_info(name)
-    cuda = device.type == "cuda"
-    model = cnnlab.create_model(name).to(device).train()
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, *info.input_size, device=device)
-    x = x.to(memory_format=torch.channels_last) if cuda and x.ndim == 4 else x
-    with torch.no_grad():
-        first = model(x)
-    first = first[0] if isinstance(first, tuple) else first
-    y = torch.randint(0, info.num_classes, (batch, *first.shape[2:]), device=device)  # labels, or masks
-
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            out = model(x)
-            loss = sum(F.cross_entropy(o, y) for o in (out if isinstance(out, tuple) else (out,)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    images = batch / statistics.median(times)
-    return {"model": name, "batch": batch, "images_per_s": round(images, 1), **utilisation(name, images, device)}
-
-
-def zoo_row(name: str, batch: int, device: torch.device, steps: int) -> dict:
-    """A model's row of the zoo table; a model that cannot run at that batch says why."""
-    try:
-        return bare_step(name, batch, device, steps)
-    except (RuntimeError, ValueError, TypeError, CnnlabError) as e:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        return {"model": name, "batch": batch, "error": str(e).splitlines()[0][:200]}
 
 
 def utilisation(name: str, images_per_s: float, device: torch.device) -> dict:
@@ -97,53 +64,176 @@ def utilisation(name: str, images_per_s: float, device: torch.device) -> dict:
     return {"tflops": round(tflops, 2), "mfu": round(tflops / peak, 4) if peak else None}
 
 
-def trainer_speed(name: str, batch: int, device: torch.device, steps: int, data_dir: str | None, smoke: bool) -> dict:
-    """Images/s of `cnnlab train NAME --dataset cifar10` at `batch`, over its first `steps` steps
-    (augmentation, forward, backward, optimiser, as a run does them)."""
-    tiny = dict(train_per_class=8, test_per_class=2) if smoke else {}
-    cfg = recipe(name, "cifar10", batch_size=batch, device=str(device), max_steps=steps, data_dir=data_dir, **tiny)
-    history = train(cfg, log=lambda line: None)["history"]
-    images = history[-1]["images_per_s"]
-    return {"model": name, "batch": batch, "images_per_s": round(images, 1), **utilisation(name, images, device)}
+def bare_step(name: str, batch: int, device: torch.device, steps: int, mode: str = "eager") -> dict:
+    """Images/s of a bare training step on synthetic data already on the device: the model,
+    fused SGD with momentum, bf16 autocast and channels_last on CUDA; the median of `steps`
+    steps. mode: eager; graph (the step captured as the trainer's --cuda-graph does); compiled
+    (torch.compile's kernels, then captured)."""
+    info = cnnlab.get_model_info(name)
+    cuda = device.type == "cuda"
+    model = cnnlab.create_model(name).to(device).train()
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True)
+    x = torch.randn(batch, *info.input_size, device=device)
+    x = x.to(memory_format=torch.channels_last) if cuda and x.ndim == 4 else x
+    with torch.no_grad():
+        first = model(x)
+    first = first[0] if isinstance(first, tuple) else first
+    y = torch.randint(0, info.num_classes, (batch, *first.shape[2:]), device=device)  # labels, or masks
+    net = torch.compile(model) if mode == "compiled" else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda, cache_enabled=mode == "eager")
+
+    def body(indices):
+        with autocast:
+            out = net(x)
+            loss = sum(F.cross_entropy(o, y) for o in (out if isinstance(out, tuple) else (out,)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return out, loss, y
+
+    step = body if mode == "eager" else GraphedStep(body, opt, torch.Generator(device), batch, device)
+    indices = torch.zeros(batch, dtype=torch.long, device=device)
+    for _ in range(2 if mode == "eager" else WARMUP + 1):  # cuDNN's choices made; the graph captured
+        step(indices)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step(indices)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    images = batch / statistics.median(times)
+    return row(f"bare {mode}", name, batch, images, device)
 
 
-def reproduction(device: torch.device, seconds_left: float, speed: float, out: Path, data_dir, smoke: bool) -> dict:
-    """`cnnlab reproduce resnet20-cifar10`, one seed, if its estimated time fits in what is left."""
-    entry = ENTRIES["resnet20-cifar10"]
-    needs = entry.recipe["epochs"] * 45_000 / speed * 1.1  # and evaluation after every epoch
-    if not smoke and needs > seconds_left:
-        return {
-            "name": entry.name,
-            "skipped": f"needs about {needs:.0f} s at {speed:.0f} images/s; {seconds_left:.0f} s left",
-        }
-    quick = dict(max_steps=2, train_per_class=8, test_per_class=2) if smoke else {}
-    result = reproduce(
-        entry.name, 1, out / entry.name, log=lambda line: None, device=str(device), data_dir=data_dir, **quick
+def row(label: str, name: str, batch: int, images: float, device: torch.device) -> dict:
+    return {"step": label, "model": name, "batch": batch, "images_per_s": round(images, 1)} | utilisation(
+        name, images, device
     )
-    return {k: result[k] for k in ("name", "paper", "ours", "unit", "seconds", "changed_from_the_paper_recipe")}
 
 
-def _mfu(row: dict) -> str:
-    return f"{100 * row['mfu']:.1f} %" if row["mfu"] is not None else "-"
+def trying(label: str, name: str, batch: int, measure, device: torch.device) -> dict:
+    """A measurement that may fail on this machine: its row, or the row says why."""
+    try:
+        return measure()
+    except (RuntimeError, ValueError, TypeError, CnnlabError) as e:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return {"step": label, "model": name, "batch": batch, "error": str(e).splitlines()[0][:200]}
+
+
+def trainer_speed(name: str, batch: int, device: torch.device, data_dir, smoke: bool, cuda_graph: bool) -> dict:
+    """Images/s of `cnnlab train NAME --dataset cifar10 [--cuda-graph]` at `batch` in its second
+    epoch (augmentation, forward, backward, optimiser, as a run does them; the first epoch holds
+    cuDNN's choices and the capture)."""
+    tiny = dict(train_per_class=8, test_per_class=2) if smoke else {}
+    where = {"device": str(device)} if device.type == "cuda" else {}  # --cuda-graph refuses a named CPU
+    cfg = recipe(name, "cifar10", batch_size=batch, epochs=2, data_dir=data_dir, cuda_graph=cuda_graph, **where, **tiny)
+    images = train(cfg, log=lambda line: None)["history"][-1]["images_per_s"]
+    return row("trainer graph" if cuda_graph else "trainer eager", name, batch, images, device)
+
+
+def reproduction(device: torch.device, clock: Clock, speed: float, graph: bool, out: Path, data_dir, smoke) -> dict:
+    """`cnnlab reproduce resnet20-cifar10 [--cuda-graph]`, one seed, if its estimated time fits."""
+    entry = ENTRIES["resnet20-cifar10"]
+    needs = entry.recipe["epochs"] * 45_000 / speed * 1.15  # and evaluation after every epoch
+    if not smoke and needs > clock.left() - 30:
+        return {"name": entry.name, "skipped": f"needs about {needs:.0f} s at {speed:.0f} images/s"}
+    quick = dict(max_steps=2, train_per_class=8, test_per_class=2) if smoke else {}
+    where = {"device": str(device)} if device.type == "cuda" else {}
+    result = reproduce(
+        entry.name, 1, out / entry.name, log=lambda line: None, data_dir=data_dir, cuda_graph=graph, **where, **quick
+    )
+    keep = ("name", "paper", "ours", "unit", "seconds", "changed_from_the_paper_recipe")
+    return {k: result[k] for k in keep} | {"cuda_graph": graph}
+
+
+def zoo(device: torch.device, clock: Clock, smoke: bool) -> list[dict]:
+    """A bare eager step of every zoo model at batch 64, as long as the time lasts."""
+    names = ("lenet5", "resnet20", "alexnet_cifar") if smoke else tuple(cnnlab.list_models())
+    batch, steps = (8, 2) if smoke else (64, 10)
+    rows = []
+    for name in names:
+        if clock.left() < 20 and not smoke:
+            rows.append({"step": "bare eager", "model": name, "batch": batch, "error": "no time left"})
+            continue
+        rows.append(trying("bare eager", name, batch, lambda name=name: bare_step(name, batch, device, steps), device))
+    return rows
+
+
+def _cell(r: dict, key: str) -> str:
+    if key == "mfu":
+        return f"{100 * r['mfu']:.1f} %" if r.get("mfu") is not None else "-"
+    return f"{r[key]:,.0f}" if key == "images_per_s" else str(r[key])
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| step | model | batch | images/s | TFLOP/s | MFU |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['step']} | {r['model']} | {r['batch']} | {r['error']} | | |")
+            continue
+        cells = (_cell(r, k) for k in ("step", "model", "batch", "images_per_s", "tflops", "mfu"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(results: dict) -> str:
     lines = [f"# GPU suite, {results['date']}", "", f"{results['device']}, torch {results['torch']}", ""]
-    lines += ["| step | model | batch | images/s | TFLOP/s | MFU |", "|---|---|---|---|---|---|"]
-    for label in ("trainer", "bare", "resnet50"):
-        r = results[label]
-        lines.append(
-            f"| {label} | {r['model']} | {r['batch']} | {r['images_per_s']:,.0f} | {r['tflops']} | {_mfu(r)} |"
+    lines += table(results["steps"])
+    lines += ["", *(f"- {k.replace('_', ' ')}: {v:.2f}" for k, v in results["ratios"].items())]
+    lines += ["", "## Reproduction", "", "    " + json.dumps(results["reproduction"]), "", "## Zoo", ""]
+    return "\n".join(lines + table(results["zoo"]) + [""])
+
+
+def rerun(step, stream, generator):
+    """The CPU has no graphs: a smoke run's 'replay' calls the step again."""
+    return step
+
+
+def measure(device: torch.device, clock: Clock, out: Path, data_dir, smoke: bool) -> dict:
+    batch, big, steps = (8, 1, 2) if smoke else (128, 256, 50)
+    steps_rows = [
+        trying(
+            f"trainer {m}",
+            "resnet20",
+            batch,
+            lambda m=m: trainer_speed("resnet20", batch, device, data_dir, smoke, m == "graph"),
+            device,
         )
-    lines += ["", f"trainer / bare step: {results['trainer_over_bare']:.2f}", "", "## Zoo", ""]
-    lines += ["| model | batch | images/s | MFU |", "|---|---|---|---|"]
-    for r in results["zoo"]:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['batch']} | {r['error']} | |")
-            continue
-        lines.append(f"| {r['model']} | {r['batch']} | {r['images_per_s']:,.0f} | {_mfu(r)} |")
-    lines += ["", "## Reproduction", "", "    " + json.dumps(results["reproduction"]), ""]
-    return "\n".join(lines)
+        for m in ("eager", "graph")
+    ]
+    steps_rows += [
+        trying(f"bare {m}", name, b, lambda m=m, name=name, b=b: bare_step(name, b, device, steps, m), device)
+        for name, b in (("resnet20", batch), ("resnet50", big))
+        for m in ("eager", "graph")
+    ]
+    speed = {r["step"] + " " + r["model"]: r.get("images_per_s") for r in steps_rows}
+    graph_ok = speed["trainer graph resnet20"] is not None
+    results = {"steps": steps_rows, "ratios": ratios(speed)}
+    fastest = speed["trainer graph resnet20"] if graph_ok else speed["trainer eager resnet20"]
+    results["reproduction"] = reproduction(device, clock, fastest or 1.0, graph_ok, out, data_dir, smoke)
+    results["zoo"] = zoo(device, clock, smoke)
+    if not smoke and clock.left() > COMPILE_SECONDS:  # minutes of compiling on a CPU: not in the smoke run
+        results["steps"].append(
+            trying(
+                "bare compiled", "resnet50", big, lambda: bare_step("resnet50", big, device, steps, "compiled"), device
+            )
+        )
+    return results
+
+
+def ratios(speed: dict) -> dict:
+    """The speed-ups the issue asks about, where both sides were measured."""
+    pairs = {
+        "trainer_graph_over_eager": ("trainer graph resnet20", "trainer eager resnet20"),
+        "trainer_graph_over_bare_eager": ("trainer graph resnet20", "bare eager resnet20"),
+        "trainer_eager_over_bare_eager": ("trainer eager resnet20", "bare eager resnet20"),
+        "bare_graph_over_eager_resnet50": ("bare graph resnet50", "bare eager resnet50"),
+    }
+    return {k: round(speed[a] / speed[b], 3) for k, (a, b) in pairs.items() if speed.get(a) and speed.get(b)}
 
 
 def main() -> None:
@@ -152,33 +242,27 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=9.0, help="the time the whole suite may take")
     parser.add_argument("--smoke", action="store_true", help="the same code on the CPU at toy sizes")
     args = parser.parse_args()
-    start, out = time.perf_counter(), Path(args.out)
+    clock, out = Clock(args.minutes), Path(args.out)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    if device.type == "cpu":
+        graphed.CAPTURE.setdefault("cpu", rerun)
     torch.backends.cudnn.benchmark = True
-    data_dir = os.environ.get("CNNLAB_DATA")
-    steps = 3 if args.smoke else 50
-    batch, big = (8, 2) if args.smoke else (128, 256)
     results = {
         "date": datetime.date.today().isoformat(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "smoke": args.smoke,
     }
-    results["trainer"] = trainer_speed("resnet20", batch, device, 20 if args.smoke else 200, data_dir, args.smoke)
-    results["bare"] = bare_step("resnet20", batch, device, steps)
-    results["trainer_over_bare"] = results["trainer"]["images_per_s"] / results["bare"]["images_per_s"]
-    results["resnet50"] = bare_step("resnet50", big, device, steps)
-    zoo = ("lenet5", "resnet20", "alexnet_cifar") if args.smoke else tuple(cnnlab.list_models())
-    results["zoo"] = [zoo_row(name, batch if args.smoke else 64, device, 2 if args.smoke else 10) for name in zoo]
-    left = 60 * args.minutes - (time.perf_counter() - start)
-    speed = results["trainer"]["images_per_s"]
-    results["reproduction"] = reproduction(device, left, speed, out, data_dir, args.smoke)
-    results["seconds"] = round(time.perf_counter() - start, 1)
+    results |= measure(device, clock, out, os.environ.get("CNNLAB_DATA"), args.smoke)
+    results["seconds"] = round(time.perf_counter() - clock.start, 1)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results))
     print(markdown(results))
-    if not math.isfinite(results["trainer_over_bare"]):
+    if (
+        not all(math.isfinite(v) for v in results["ratios"].values())
+        or "trainer_graph_over_eager" not in results["ratios"]
+    ):
         raise SystemExit(1)
 
 

@@ -43,6 +43,7 @@ OTHER = {
     "device": "cpu",
     "amp": False,
     "compile": "reduce-overhead",
+    "cuda_graph": True,
     "max_steps": 9,
     "overfit_batch": True,
     "layer_stats": True,

@@ -20,12 +20,29 @@ def test_the_gpu_suite_runs_on_the_cpu_in_smoke_mode(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["smoke"] and results["device"] == "cpu"
-    for key in ("trainer", "bare", "resnet50"):
-        assert results[key]["images_per_s"] > 0 and results[key]["tflops"] > 0 and results[key]["mfu"] is None
+    steps = {(r["step"], r["model"]): r for r in results["steps"]}
+    assert set(steps) == {
+        ("trainer eager", "resnet20"),
+        ("trainer graph", "resnet20"),
+        ("bare eager", "resnet20"),
+        ("bare graph", "resnet20"),
+        ("bare eager", "resnet50"),
+        ("bare graph", "resnet50"),
+    }
+    for r in steps.values():
+        assert r["images_per_s"] > 0 and r["tflops"] > 0 and r["mfu"] is None
+    assert set(results["ratios"]) == {
+        "trainer_graph_over_eager",
+        "trainer_graph_over_bare_eager",
+        "trainer_eager_over_bare_eager",
+        "bare_graph_over_eager_resnet50",
+    }
     assert [r["model"] for r in results["zoo"]] == ["lenet5", "resnet20", "alexnet_cifar"]
     assert all(r["images_per_s"] > 0 for r in results["zoo"])
     repro = results["reproduction"]
     assert repro["name"] == "resnet20-cifar10" and repro["paper"] == 8.75 and len(repro["ours"]) == 1
+    assert repro["cuda_graph"]  # the captured step, as on a GPU; not a change of the recipe
     assert repro["changed_from_the_paper_recipe"]["max_steps"] == 2  # a check that it runs, said so
+    assert "cuda_graph" not in repro["changed_from_the_paper_recipe"]
     assert (tmp_path / "resnet20-cifar10" / "report.md").is_file()
-    assert "| trainer | resnet20 |" in (tmp_path / "results.md").read_text()
+    assert "| trainer graph | resnet20 | 8 |" in (tmp_path / "results.md").read_text()

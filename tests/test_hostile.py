@@ -507,6 +507,22 @@ rows(  # features, advice, style transfer, experiments, export
         ["train", "lenet5_modern", "--engine", "numpy", "--optimizer", "rmsprop"], "has the optimisers sgd, adam"
     ),
     engine_device=Row(["train", "lenet5_modern", "--engine", "numpy", "--device", "cuda"], "runs on the CPU"),
+    cuda_graph_on_cpu=Row(["train", "resnet20", "--cuda-graph", "--device", "cpu"], "it does nothing on the CPU"),
+    cuda_graph_onecycle=Row(
+        ["train", "lenet5_modern", "--cuda-graph"], "the onecycle schedule changes the momentum every step"
+    ),
+    cuda_graph_no_gpu=Row(
+        lambda w: [
+            "reproduce",
+            "resnet20-cifar10",
+            "--cuda-graph",
+            "--data-dir",
+            str(DATA),
+            "--out",
+            str(w.root / "g"),
+        ],
+        "captures the training step on a CUDA GPU; this run is on cpu",
+    ),
     engine_unknown=Row(["train", "lenet5_modern", "--engine", "jax"], "invalid choice: 'jax'"),
     engine_model=Row(
         lambda w: ["train", "lenet5", "--engine", "numpy", "--data-dir", str(DATA), "--out", str(w.root / "e")],

@@ -17,6 +17,11 @@ def register(sub) -> None:
     p.add_argument("--out", help="folder of the runs, report.md and result.json (default runs/reproduce/NAME)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--data-dir", help="dataset root (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)")
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="on CUDA: each training step as one CUDA graph (the same recipe, several times faster for small networks)",
+    )
     p.add_argument("--max-steps", type=positive_int, help="a quick check that it runs (the report says so)")
     p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out")
     p.set_defaults(func=cmd_reproduce)
@@ -34,5 +39,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     settings = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v is not None}
     if args.max_steps:
         settings["max_steps"] = args.max_steps
+    if args.cuda_graph:
+        settings["cuda_graph"] = True
     reproduce(args.name, args.seeds, args.out, overwrite=args.overwrite, **settings)
     return 0

@@ -9,6 +9,7 @@ scale, then (after normalisation) cutout.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -120,9 +121,16 @@ def colour_jitter(x: Tensor, rand) -> Tensor:
     x = x * b
     x = (x - x.mean((1, 2, 3), keepdim=True)) * k + x.mean((1, 2, 3), keepdim=True)
     if c == 3:
-        gray = (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        gray = (x * luma(x.device)).sum(1, keepdim=True)
         x = gray + sat * (x - gray)
     return x.clamp(0, 1)
+
+
+@functools.cache
+def luma(device: torch.device) -> Tensor:
+    """The luma weights on `device`, made once: a copy from the host inside a captured step
+    (--cuda-graph) would be an error."""
+    return torch.tensor(LUMA, device=device).view(1, 3, 1, 1)
 
 
 def pca_colour(x: Tensor, pca: tuple[Tensor, Tensor], generator: torch.Generator | None) -> Tensor:

@@ -14,14 +14,17 @@ from ..train import TrainConfig, recipe, train
 from ..train.folder import check_before_training
 from .entries import ENTRIES, Entry
 
+# settings that change where and how fast a recipe runs, not the recipe
+HOW_IT_RUNS = ("device", "data_dir", "cuda_graph")
+
 
 def reproduce(
     name: str, seeds: int = 1, out: str | os.PathLike | None = None, log=print, overwrite: bool = False, **overrides
 ) -> dict:
     """Train `name`'s recipe with seeds 0 .. seeds-1 (a run folder each, in `out`, default
     runs/reproduce/NAME) and write report.md and result.json there. `overrides` (TrainConfig
-    settings: device, data_dir, or a quick check's max_steps) apply to every run; any that changes
-    the recipe is named in the report. Returns what result.json holds."""
+    settings: device, data_dir, cuda_graph, or a quick check's max_steps) apply to every run; any
+    that changes the recipe is named in the report. Returns what result.json holds."""
     entry = find(name)
     if seeds < 1:
         raise CnnlabError(f"seeds must be at least 1, got {seeds}")
@@ -41,7 +44,7 @@ def reproduce(
         log(f"{name}: run {i} of {seeds} (seed {cfg.seed}), run folder {cfg.out}")
         result = train(cfg, log=log)
         ours.append(round(100 * (1 - result["test"]["top1"]), 2))
-    changed = {k: v for k, v in overrides.items() if k not in ("device", "data_dir")}
+    changed = {k: v for k, v in overrides.items() if k not in HOW_IT_RUNS}
     summary = {
         "name": name,
         "metric": entry.metric,

@@ -40,15 +40,26 @@ def epoch_order(data, cfg: TrainConfig, gen: torch.Generator, epoch: int) -> Ten
 
 
 def epoch_batches(
-    data, cfg: TrainConfig, gen: torch.Generator, epoch: int, order: Tensor, d: Dist = Dist(), first_step: int = 0
+    data,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    epoch: int,
+    order: Tensor,
+    d: Dist = Dist(),
+    first_step: int = 0,
+    indices: bool = False,
 ):
     """The training batches of an epoch in `order`, from step `first_step` on; augmentations draw
-    from the run's generator (data on the device) or from seeds per epoch and step (folders)."""
+    from the run's generator (data on the device) or from seeds per epoch and step (folders).
+    With `indices`, the examples' indices of each batch instead (a captured step makes the batch)."""
     start = first_step * cfg.batch_size
     if isinstance(data, FolderData):
         yield from data.batches(order[start:], d, seed=(cfg.seed * 100_003 + epoch) * 100_003 + first_step)
         return
     for begin in range(start, len(order), cfg.batch_size):
+        if indices:
+            yield order[begin : begin + cfg.batch_size]
+            continue
         x, y = data.batch(order[begin : begin + cfg.batch_size], cfg.augment, gen)
         if d.world > 1:  # every process draws the same global batch and keeps its own part
             x, y = x.tensor_split(d.world)[d.rank], y.tensor_split(d.world)[d.rank]

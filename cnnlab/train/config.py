@@ -188,6 +188,12 @@ class TrainConfig:
         resumable=True,
         flag={"nargs": "?", "const": "default", "metavar": "MODE"},
     )
+    cuda_graph: bool = setting(
+        False,
+        "on CUDA: capture the whole training step (augmentation, forward, backward, optimiser) as one CUDA graph "
+        "and replay it for every full batch (sgd, adam or adamw; data held in memory; one process)",
+        resumable=True,
+    )
     engine: str = setting(
         "torch",
         "torch: PyTorch's autograd; numpy: the forward and backward passes and the optimiser step by hand in "

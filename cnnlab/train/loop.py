@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..data.loaders import eval_batches
 from ..data.segmentation import IGNORE
@@ -23,6 +23,7 @@ from .batches import epoch_batches, epoch_order, full_batch_size, seen_images
 from .config import TrainConfig
 from .control import StopRequest, agree, score, stalled
 from .folder import RunFolder
+from .graphed import GraphedStep, check_device
 from .losses import loss_fn, mix_batch, penalty
 from .optim import Schedule, make_optimizer
 from .prepare import RunData, build_model, place_data, read_examples
@@ -52,6 +53,7 @@ class Parts:
     steps_per_epoch: int
     device: torch.device
     d: Dist
+    graphed: GraphedStep | None = None  # the full-batch step as a CUDA graph (--cuda-graph)
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
@@ -67,6 +69,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     cfg.check()
     # this process's place in a torchrun job: rank 0 speaks and writes for all
     d, device = setup_distributed("cpu" if cfg.engine == "numpy" else cfg.device)
+    if cfg.cuda_graph:
+        check_device(device, d.world)
     log = log if d.rank == 0 else _silent
     # the run folder is ours while we train; a new run is written beside it until its first checkpoint
     with RunFolder(cfg, writes=d.rank == 0) as run:
@@ -123,7 +127,7 @@ def assemble(
     if cfg.compile:
         net = torch.compile(net, mode=None if cfg.compile in (True, "default") else cfg.compile)
     opt = make_optimizer(cfg, model)
-    return Parts(
+    p = Parts(
         cfg,
         model,
         net,
@@ -134,13 +138,19 @@ def assemble(
         opt,
         Schedule(cfg, opt, steps_per_epoch),
         torch.Generator(device=device).manual_seed(cfg.seed),
-        torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"),
+        # a captured step casts the weights anew at every replay: autocast's cache would keep the first casts
+        torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda", cache_enabled=not cfg.cuda_graph
+        ),
         numpy_loss if cfg.engine == "numpy" else loss_fn,
         eager if cfg.engine == "numpy" else model,
         steps_per_epoch,
         device,
         d,
     )
+    if cfg.cuda_graph:
+        p.graphed = GraphedStep(graphed_body(p), opt, p.gen, p.full, device)
+    return p
 
 
 @dataclass
@@ -162,37 +172,23 @@ class Epoch:
 def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFolder) -> dict:
     """One pass over the training set (the rest of it, for a run resumed inside this epoch); the
     start of the epoch's row of metrics: its training loss and top-1, speed and time."""
-    cfg, model, opt = p.cfg, p.model, p.opt
+    cfg, opt = p.cfg, p.opt
     e = begin_epoch(p, s, epoch)
     first = e.first
     bar = progress_bar(p.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}")
-    for i, (x, y) in enumerate(epoch_batches(p.data.train, cfg, p.gen, epoch, s.order, p.d, first), first):
-        with out_of_memory_hint(cfg, p.device):
-            if cfg.compile == "reduce-overhead":  # a new step: the CUDA graphs' last outputs are done with
-                torch.compiler.cudagraph_mark_step_begin()
-            if cfg.mixup:  # each image blended with a partner; the loss blends their labels alike
-                x, y_mixed, lam = mix_batch(x, y, cfg.mixup, cfg.seed, s.steps_done, p.gen)
-            with p.autocast:  # bf16 on CUDA; a short last batch runs eagerly, not through a new compilation
-                out = (p.net if len(x) == p.full else p.eager)(x)
-                loss = (
-                    lam * p.loss(out, y, cfg.label_smoothing) + (1 - lam) * p.loss(out, y_mixed, cfg.label_smoothing)
-                    if cfg.mixup
-                    else p.loss(out, y, cfg.label_smoothing)
-                ) + penalty(model, cfg.l1, cfg.l2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        if cfg.clip_grad_norm:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+    batches = epoch_batches(p.data.train, cfg, p.gen, epoch, s.order, p.d, first, indices=p.graphed is not None)
+    for i, batch in enumerate(batches, first):
         lr = opt.param_groups[0]["lr"]
-        e.bad_step = torch.where((e.bad_step < 0) & ~torch.isfinite(loss.detach()), s.steps_done + 1, e.bad_step)
-        opt.step()
+        with out_of_memory_hint(cfg, p.device):
+            out, loss, y, mixed = take_step(p, s, batch)
+        e.bad_step = torch.where((e.bad_step < 0) & ~torch.isfinite(loss), s.steps_done + 1, e.bad_step)
         p.schedule.step()
         # the epoch's sums: the loss, and the top-1 as the batch was seen (augmented, dropout on), like Keras'
-        e.total += loss.detach()
-        e.losses[i] = loss.detach()
+        e.total += loss
+        e.losses[i] = loss
         e.lrs.append(lr)
         if p.data.classes:
-            e.correct += hits(out, y, *((y_mixed, lam) if cfg.mixup else (None, 1.0)))
+            e.correct += hits(out, y, *mixed)
         s.steps_done, e.taken = s.steps_done + 1, i + 1
         done = bool(cfg.max_steps) and s.steps_done >= cfg.max_steps
         # between steps: a loss that is not finite or a stop request ends the run; a checkpoint may be due
@@ -213,6 +209,54 @@ def train_epoch(p: Parts, s: Progress, epoch: int, stop: StopRequest, run: RunFo
     if p.data.classes:
         row["train_top1"] = all_reduce(e.correct, p.d).item() / seen_images(e.taken, cfg, p.data.train)
     return {**row, "seconds": seconds, "images": min((e.taken - first) * cfg.batch_size, len(p.data.train))}
+
+
+def take_step(p: Parts, s: Progress, batch) -> tuple:
+    """One optimisation step on a batch ((images, labels), or the examples' indices where the
+    step is a CUDA graph): (output, loss, labels, (mixup partners' labels, their weight))."""
+    cfg = p.cfg
+    if p.graphed is not None:
+        if len(batch) == p.full:
+            return (*p.graphed(batch), (None, 1.0))
+        batch = p.data.train.batch(batch, cfg.augment, p.gen)  # an epoch's short last batch, eagerly
+    x, y = batch
+    if cfg.compile == "reduce-overhead":  # a new step: the CUDA graphs' last outputs are done with
+        torch.compiler.cudagraph_mark_step_begin()
+    mixed = (None, 1.0)
+    if cfg.mixup:  # each image blended with a partner; the loss blends their labels alike
+        x, y_mixed, lam = mix_batch(x, y, cfg.mixup, cfg.seed, s.steps_done, p.gen)
+        mixed = (y_mixed, lam)
+    out, loss = optimise(p, x, y, mixed)
+    return out, loss.detach(), y, mixed
+
+
+def optimise(p: Parts, x: Tensor, y: Tensor, mixed: tuple) -> tuple:
+    """Forward, loss, backward, clipping and the optimiser's step: (output, loss)."""
+    cfg, (y_mixed, lam) = p.cfg, mixed
+    with p.autocast:  # bf16 on CUDA; a short last batch runs eagerly, not through a new compilation
+        out = (p.net if len(x) == p.full else p.eager)(x)
+        loss = (
+            lam * p.loss(out, y, cfg.label_smoothing) + (1 - lam) * p.loss(out, y_mixed, cfg.label_smoothing)
+            if y_mixed is not None
+            else p.loss(out, y, cfg.label_smoothing)
+        ) + penalty(p.model, cfg.l1, cfg.l2)
+    p.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip_grad_norm:
+        nn.utils.clip_grad_norm_(p.model.parameters(), cfg.clip_grad_norm)
+    p.opt.step()
+    return out, loss
+
+
+def graphed_body(p: Parts) -> Callable:
+    """The step a CUDA graph captures: the batch of the examples `indices` (augmented on the
+    device), then `optimise`; (output, loss, labels)."""
+
+    def body(indices: Tensor) -> tuple:
+        x, y = p.data.train.batch(indices, p.cfg.augment, p.gen)
+        return (*optimise(p, x, y, (None, 1.0)), y)
+
+    return body
 
 
 def begin_epoch(p: Parts, s: Progress, epoch: int) -> Epoch:

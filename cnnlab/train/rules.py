@@ -28,6 +28,7 @@ def check_together(cfg, default: Callable[[str], object]) -> None:
     _check_weights(cfg, given)
     _check_run_folder(cfg, given)
     _check_engine(cfg)
+    _check_cuda_graph(cfg)
 
 
 def _check_engine(cfg) -> None:
@@ -40,6 +41,33 @@ def _check_engine(cfg) -> None:
         raise CnnlabError(f"--engine numpy runs on the CPU, not {cfg.device}: leave out --device or give --device cpu")
     if cfg.compile:
         raise CnnlabError("--engine numpy runs NumPy, which torch.compile cannot compile: leave out --compile")
+
+
+def _check_cuda_graph(cfg) -> None:
+    """A captured step replays the same kernels with the same numbers: what the host decides anew
+    at every step (mixup's weight, a cycled momentum, an unfused optimiser's rate) cannot change."""
+    if not cfg.cuda_graph:
+        return
+    if cfg.device == "cpu" or cfg.engine == "numpy":
+        raise CnnlabError("--cuda-graph captures the training step on a CUDA GPU; it does nothing on the CPU")
+    if cfg.compile in ("reduce-overhead", "max-autotune"):
+        raise CnnlabError(
+            f"--compile {cfg.compile} makes CUDA graphs of its own; with --cuda-graph give --compile (default) "
+            "or --compile max-autotune-no-cudagraphs"
+        )
+    if cfg.optimizer not in ("sgd", "adam", "adamw"):
+        raise CnnlabError(
+            f"--cuda-graph captures the fused sgd, adam and adamw steps; {cfg.optimizer} reads its rate on the host"
+        )
+    if cfg.mixup:
+        raise CnnlabError("--cuda-graph replays one step: mixup draws its weight on the host every step; drop one")
+    if cfg.schedule == "onecycle" and (cfg.optimizer != "sgd" or cfg.momentum > 0):
+        raise CnnlabError(
+            "the onecycle schedule changes the momentum every step, which a captured step holds fixed: "
+            "with --cuda-graph give another --schedule (or --momentum 0 with sgd)"
+        )
+    if cfg.dataset.startswith("folder:"):
+        raise CnnlabError("--cuda-graph makes its batches from images held on the GPU, not from an image folder")
 
 
 def _check_data(cfg, given: set[str]) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from subprocess import PIPE
 
+import pytest
 import torch
 from conftest import DATA
 
@@ -42,16 +43,16 @@ ARGS = [
 ]
 
 
-def test_two_gloo_processes_match_one(tmp_path):
+@pytest.fixture(scope="module")
+def one(tmp_path_factory) -> Path:
+    """The run of ARGS in one process (in this one: the same command, without a launch)."""
+    run = tmp_path_factory.mktemp("one") / "run"
+    assert main([*ARGS, "--out", str(run)]) == 0
+    return run
+
+
+def test_two_gloo_processes_match_one(tmp_path, one):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run(
-        [sys.executable, "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "one")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert one.returncode == 0, one.stderr[-2000:]
     torchrun = Path(sys.executable).with_name("torchrun")
     two = subprocess.run(
         [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "two")],
@@ -64,13 +65,13 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert "distributed: 2 processes, global batch 64 (32 per process)" in two.stdout
     # the first process speaks for the job: each line once (every process printed its own)
     assert two.stdout.count("training mlp on mnist") == 1 and two.stdout.count("test top-1") == 1, two.stdout
-    a, _ = load(tmp_path / "one" / "model.safetensors")
+    a, _ = load(one / "model.safetensors")
     b, meta = load(tmp_path / "two" / "model.safetensors")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
     assert not torch.equal(a["fc.weight"], torch.zeros_like(a["fc.weight"]))
     # metrics are reduced over both processes: the test set is counted once, fully
-    one_metrics = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+    one_metrics = (one / "metrics.jsonl").read_text().splitlines()
     two_metrics = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     import json
 
@@ -82,13 +83,9 @@ def torchrun(*options: str) -> list[str]:
     return [str(Path(sys.executable).with_name("torchrun")), *options, "-m", "cnnlab"]
 
 
-def test_two_machines_joined_by_c10d_rendezvous_match_one_process(tmp_path):
+def test_two_machines_joined_by_c10d_rendezvous_match_one_process(tmp_path, one):
     """Two torchrun launches, as on two machines (here both on the loopback address), one process each."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run(
-        [sys.executable, "-m", "cnnlab", *ARGS, "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env
-    )
-    assert one.returncode == 0, one.stderr[-2000:]
     with socket.socket() as s:  # a free port for the rendezvous
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -104,7 +101,7 @@ def test_two_machines_joined_by_c10d_rendezvous_match_one_process(tmp_path):
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
     assert sum(out.count("distributed: 2 processes, global batch 64 (32 per process)") for out, _ in outputs) == 1
-    a, _ = load(tmp_path / "one" / "model.safetensors")
+    a, _ = load(one / "model.safetensors")
     b, _ = load(tmp_path / "two" / "model.safetensors")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DATA
 
 SUITE = Path(__file__).resolve().parents[1] / "bench" / "gpu_suite.py"
@@ -20,6 +21,8 @@ def test_the_gpu_suite_runs_on_the_cpu_in_smoke_mode(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["smoke"] and results["device"] == "cpu"
+    check = results["graph_check"]  # the captured step (replayed by calling it again) against the eager one
+    assert check["same_within_1e-3"] and check["train_loss"]["graph"] == pytest.approx(check["train_loss"]["eager"])
     steps = {(r["step"], r["model"]): r for r in results["steps"]}
     assert set(steps) == {
         ("trainer eager", "resnet20"),

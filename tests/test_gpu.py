@@ -46,19 +46,14 @@ def test_same_outputs_on_cuda_and_cpu(name):
     assert all(p.grad is not None and p.grad.is_cuda for p in model.parameters())
 
 
+# 300 CIFAR-10 images in batches of 64 on the GPU: four full batches and a short one of 44
+TINY_CIFAR = dict(train_per_class=30, test_per_class=10, batch_size=64, data_dir=str(DATA), device="cuda")
+
+
 def test_cuda_graph_training_matches_eager():
     # the launch-bound CIFAR ResNet through torch.compile's reduce-overhead mode (CUDA graphs);
     # 300 images in batches of 64: the short fifth batch runs eagerly
-    common = dict(
-        epochs=1,
-        train_per_class=30,
-        test_per_class=10,
-        batch_size=64,
-        data_dir=str(DATA),
-        schedule="none",
-        device="cuda",
-        amp=False,
-    )
+    common = dict(TINY_CIFAR, epochs=1, schedule="none", amp=False)
     eager = train(recipe("resnet20", "cifar10", **common), log=lambda line: None)
     graphs = train(recipe("resnet20", "cifar10", compile="reduce-overhead", **common), log=lambda line: None)
     for (k, a), b in zip(eager["model"].state_dict().items(), graphs["model"].state_dict().values()):
@@ -77,16 +72,7 @@ def test_cuda_graph_training_matches_eager():
 def test_the_whole_step_as_one_cuda_graph_trains_as_the_eager_step(settings, tolerance, monkeypatch):
     # 300 images in batches of 64: 4 full batches (3 eager warm-up steps, then the graph) and a
     # short one per epoch; crops and flips drawn inside the graph from the run's generator
-    common = dict(
-        epochs=2,
-        train_per_class=30,
-        test_per_class=10,
-        batch_size=64,
-        data_dir=str(DATA),
-        schedule="multistep",
-        device="cuda",
-        **settings,
-    )
+    common = dict(TINY_CIFAR, epochs=2, schedule="multistep", **settings)
     replays = []
     capture = graphed.CAPTURE["cuda"]
 

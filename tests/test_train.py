@@ -56,13 +56,14 @@ class Interrupted(Exception):
     pass
 
 
+def stop_after_first_epoch(line):
+    if line.startswith("epoch 1/2"):
+        raise Interrupted  # as if the process died right after the epoch's checkpoint
+
+
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     common = dict(epochs=2, data_dir=str(DATA), batch_size=256, dropout=0.2, augment=("crop",))
     straight = train(recipe("mlp", "mnist", out=str(tmp_path / "a"), **common), log=lambda line: None)["model"]
-
-    def stop_after_first_epoch(line):
-        if line.startswith("epoch 1/2"):
-            raise Interrupted  # as if the process died right after the epoch's checkpoint
 
     with pytest.raises(Interrupted):
         train(recipe("mlp", "mnist", out=str(tmp_path / "b"), **common), log=stop_after_first_epoch)
@@ -82,10 +83,6 @@ def test_a_convolutional_run_resumes_bit_for_bit(tmp_path, optimizer):
     common = dict(epochs=2, data_dir=str(DATA), train_per_class=20, test_per_class=5, batch_size=64)
     common.update(optimizer=optimizer, schedule="none")
     straight = train(recipe("cnn4", "mnist", out=str(tmp_path / "a"), **common), log=lambda line: None)["model"]
-
-    def stop_after_first_epoch(line):
-        if line.startswith("epoch 1/2"):
-            raise Interrupted
 
     with pytest.raises(Interrupted):
         train(recipe("cnn4", "mnist", out=str(tmp_path / "b"), **common), log=stop_after_first_epoch)

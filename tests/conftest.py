@@ -1,4 +1,5 @@
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,25 @@ def temperatures_csv(path, days=900, seed=0):
     lines += [f"{t[i - 2]:.2f},{t[i - 1]:.2f},{t[i]:.2f},{t[i + 1]:.2f}" for i in range(2, days - 1)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+class Killed(Exception):
+    """A training process dying, as tests stage it."""
+
+
+@contextmanager
+def killed_inside_epoch(epoch: int, step: int):
+    """Training inside the block dies (raises Killed) right after writing the checkpoint taken
+    after `step` steps of epoch `epoch`, as a process killed there would."""
+    from cnnlab.train.folder import RunFolder
+
+    save = RunFolder.save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):  # (model, opt, schedule, gen, progress, epochs done, inside, ...)
+        save(self, *args, **kwargs)
+        if len(args) > 6 and args[5] == epoch - 1 and args[6]["step_in_epoch"] == step:
+            raise Killed
+
+    with pytest.MonkeyPatch.context() as m, pytest.raises(Killed):
+        m.setattr(RunFolder, "save_checkpoint", save_then_die)
+        yield

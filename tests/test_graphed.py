@@ -6,11 +6,10 @@ compares the real graph with the eager step on a GPU."""
 
 import pytest
 import torch
-from conftest import DATA
+from conftest import DATA, killed_inside_epoch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train import graphed, recipe, train
-from cnnlab.train.folder import RunFolder
 from cnnlab.train.graphed import WARMUP, GraphedStep
 
 # 200 MNIST images in batches of 32: 6 full batches and a short one of 8 per epoch
@@ -74,29 +73,15 @@ def test_the_schedule_reaches_the_captured_step(replayed_on_cpu):
     assert graph["history"][-1]["train_loss"] == pytest.approx(eager["history"][-1]["train_loss"], rel=1e-5)
 
 
-def test_a_captured_run_killed_inside_an_epoch_resumes_to_the_eager_runs_weights(
-    replayed_on_cpu, tmp_path, monkeypatch
-):
+def test_a_captured_run_killed_inside_an_epoch_resumes_to_the_eager_runs_weights(replayed_on_cpu, tmp_path):
     # killed at its checkpoint after step 2 of epoch 2 and resumed: the new process warms up and
     # captures anew, and ends on the weights of an uninterrupted eager run
     settings = dict(optimizer="sgd", lr=0.125, schedule="none", checkpoint_steps=1, **COMMON)
     whole = train(recipe("cnn4", "mnist", out=str(tmp_path / "whole"), **settings), log=lambda line: None)
 
-    class Killed(Exception):
-        pass
-
-    save = RunFolder.save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        save(self, *args, **kwargs)
-        if len(args) > 6 and args[5] == 1 and args[6]["step_in_epoch"] == 2:
-            raise Killed
-
     run = str(tmp_path / "run")
-    monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
+    with killed_inside_epoch(2, 2):
         train(recipe("cnn4", "mnist", out=run, cuda_graph=True, **settings), log=lambda line: None)
-    monkeypatch.setattr(RunFolder, "save_checkpoint", save)
     resumed = train(recipe("cnn4", "mnist", out=run, resume=True, cuda_graph=True, **settings), log=lambda line: None)
     assert replayed_on_cpu == {"captures": 2, "replays": (8 - WARMUP) + (4 - WARMUP)}
     for (name, a), b in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().values()):

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from browser import assert_seen_whole, browser  # noqa: F401 (a fixture)
-from conftest import DATA, temperatures_csv
+from conftest import DATA, killed_inside_epoch, temperatures_csv
 
 from cnnlab.cli import main
 from cnnlab.evaluation.runs import evaluate_runs
 from cnnlab.report import write_report
 from cnnlab.report.experiment import gallery_page
 from cnnlab.train import recipe, train
-from cnnlab.train.folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(data_dir=str(DATA), train_per_class=30, test_per_class=10, batch_size=50, epochs=2)
@@ -101,24 +100,12 @@ def test_several_runs_compared_and_the_command_line(runs, pages, tmp_path, capsy
     assert not (tmp_path / "x.html").exists()
 
 
-def test_a_run_resumed_inside_an_epoch_keeps_its_steps(tmp_path, monkeypatch):
+def test_a_run_resumed_inside_an_epoch_keeps_its_steps(tmp_path):
     common = dict(checkpoint_steps=4, **SMALL)  # checkpoints after steps 4 and 8 (epoch 2, step 2)
     whole = train(recipe("mlp", "mnist", out=str(tmp_path / "whole"), **common), log=lambda line: None)
 
-    class Killed(Exception):
-        pass
-
-    save = RunFolder.save_checkpoint
-
-    def save_then_die(self, *args, **kwargs):
-        save(self, *args, **kwargs)
-        if args[5] == 1 and len(args) > 6:  # the checkpoint inside epoch 2
-            raise Killed
-
-    monkeypatch.setattr(RunFolder, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
+    with killed_inside_epoch(2, 2):
         train(recipe("mlp", "mnist", out=str(tmp_path / "run"), **common), log=lambda line: None)
-    monkeypatch.setattr(RunFolder, "save_checkpoint", save)
     assert len(lines(tmp_path / "run" / "steps.jsonl")) == 1  # epoch 1's; epoch 2's two steps are in the checkpoint
     # a run that has not finished is reported as it stands: its last checkpoint's weights, said so
     page = write_report([tmp_path / "run"], tmp_path / "unfinished.html", data_dir=str(DATA), log=lambda line: None)
